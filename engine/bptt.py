@@ -1,0 +1,232 @@
+"""Forward pass and exact backpropagation through time for stacked rnn / lstm / gru networks.
+
+Loss (reduction "sum", as ``nn.CrossEntropyLoss(reduction="sum", ignore_index=-1)``):
+
+    logits_t = head.weight @ h_t^{top} + head.bias                        (T, B, K)
+    loss = sum over (t, b) with targets[t, b] >= 0 of -log softmax(logits_t[b])[targets[t, b]]
+
+Letters in shapes: T steps, B batch, D inputs, H hidden units, K classes, L layers, G gates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cells import CELL_MODULES
+from .params import GATE_NAMES, infer_sizes
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Everything one forward + backward pass computed. Arrays are float64.
+
+    loss:          total loss (float; inf or nan if the run overflowed).
+    step_loss:     (T,) loss at each step, summed over the batch (0 where no target).
+    logits:        (T, B, K).
+    hidden:        (L, T, B, H) hidden state h_t of every layer.
+    grad_hidden:   (L, T, B, H) d loss / d h_t, the total derivative: what ``h_t.retain_grad()``
+                   gives in PyTorch (with truncation, only what flows inside h_t's chunk).
+    grad_output:   (L, T, B, H) the part of grad_hidden arriving from outside the layer's own
+                   recurrence (the head for the top layer, the layer above otherwise).
+    cell:          (L, T, B, H) lstm cell state c_t, else None.
+    grad_cell:     (L, T, B, H) d loss / d c_t for lstm, else None.
+    gates:         {gate name: (L, T, B, H)}: lstm "i", "f", "g", "o"; gru "r", "z", "n"; {} for rnn.
+    grad_h_proj:   (L, T, B, G*H) d loss / d (W_hh h_{t-1} + b_hh) at each step; step t's share of
+                   d loss / d W_hh is grad_h_proj[l, t].T @ h_{t-1}.
+    grads:         d loss / d params, same keys and shapes as the params.
+    overflow_step: first step t whose forward values (hidden or cell, any layer) are inf or nan,
+                   else None.
+    grad_overflow_step: the first step the backward sweep reached (the largest t) where
+                   grad_hidden is inf or nan, else None.
+    """
+
+    cell_type: str
+    nonlinearity: str
+    truncation: int | None
+    loss: float
+    step_loss: np.ndarray
+    logits: np.ndarray
+    hidden: np.ndarray
+    grad_hidden: np.ndarray
+    grad_output: np.ndarray
+    cell: np.ndarray | None
+    grad_cell: np.ndarray | None
+    gates: dict[str, np.ndarray]
+    grad_h_proj: np.ndarray
+    grads: dict[str, np.ndarray]
+    initial_hidden: np.ndarray  # (L, B, H)
+    overflow_step: int | None
+    grad_overflow_step: int | None
+    params: dict[str, np.ndarray] = field(repr=False)
+    caches: tuple = field(repr=False)  # per-layer forward caches, for the diagnostics
+
+    @property
+    def num_layers(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.hidden.shape[1]
+
+
+def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, h0=None) -> Trace:
+    """Forward pass, loss and full (or truncated) BPTT.
+
+    cell:        "rnn" | "lstm" | "gru".
+    params:      dict as ``engine.init_params`` (PyTorch state_dict keys).
+    inputs:      (T, B, D) floats, sequence first.
+    targets:     (T, B) ints in [0, K), or -1 for "no loss at this step".
+    nonlinearity: rnn only: "tanh" | "sigmoid" | "relu".
+    truncation:  None for full BPTT, or k >= 1: the sequence runs in chunks of k steps; states
+                 carry across chunk boundaries, gradients do not (``.detach()`` at each boundary);
+                 the chunks' gradients are summed.
+    h0:          None (zeros), or (L, B, H); for lstm None or a pair (h0, c0) of (L, B, H).
+    Overflow is a result, not an error: the run completes and reports ``overflow_step``.
+    """
+    if cell not in CELL_MODULES:
+        raise ValueError(f"cell must be one of {sorted(CELL_MODULES)}, got {cell!r}")
+    if cell == "rnn" and nonlinearity not in ("tanh", "sigmoid", "relu"):
+        raise ValueError(f"nonlinearity must be tanh, sigmoid or relu, got {nonlinearity!r}")
+    if truncation is not None and (int(truncation) != truncation or truncation < 1):
+        raise ValueError(f"truncation must be None or an integer >= 1, got {truncation!r}")
+    input_size, H, K, L = infer_sizes(cell, params)
+    inputs = np.asarray(inputs, dtype=np.float64)
+    targets = np.asarray(targets)
+    if inputs.ndim != 3 or inputs.shape[2] != input_size:
+        raise ValueError(f"inputs must be (T, B, {input_size}), got {inputs.shape}")
+    T, B, _ = inputs.shape
+    if targets.shape != (T, B) or not np.issubdtype(targets.dtype, np.integer):
+        raise ValueError(f"targets must be integers of shape {(T, B)}, got {targets.dtype} "
+                         f"{targets.shape}")
+    if targets.size and (targets.min() < -1 or targets.max() >= K):
+        raise ValueError(f"targets must be in [0, {K}) or -1, got values in "
+                         f"[{targets.min()}, {targets.max()}]")
+    h0, c0 = _initial_state(cell, h0, L, B, H)
+    module = CELL_MODULES[cell]
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # Forward, layer by layer: each layer's whole input projection is one matmul.
+        layer_inputs, caches, hidden = [], [], []
+        x = inputs
+        for layer in range(L):
+            x_proj = x @ params[f"weight_ih_l{layer}"].T + params[f"bias_ih_l{layer}"]  # (T,B,GH)
+            h, cache = module.forward(x_proj, params[f"weight_hh_l{layer}"],
+                                      params[f"bias_hh_l{layer}"], h0[layer],
+                                      None if c0 is None else c0[layer], nonlinearity)
+            layer_inputs.append(x)
+            caches.append(cache)
+            hidden.append(h)
+            x = h
+        hidden = np.stack(hidden)  # (L, T, B, H)
+
+        logits = hidden[-1] @ params["head.weight"].T + params["head.bias"]  # (T, B, K)
+        step_loss, grad_logits = _cross_entropy(logits, targets)
+        grads = {
+            "head.weight": grad_logits.reshape(-1, K).T @ hidden[-1].reshape(-1, H),  # (K, H)
+            "head.bias": grad_logits.sum(axis=(0, 1)),
+        }
+        grad_top = grad_logits @ params["head.weight"]  # (T, B, H)
+        backward = backward_layers(cell, params, caches, grad_top, truncation)
+        for layer, (grad_x_proj, grad_h_proj, *_rest) in enumerate(backward):
+            h_prev = np.concatenate([h0[layer][None], hidden[layer, :-1]])  # (T, B, H)
+            x = layer_inputs[layer]
+            grads[f"weight_ih_l{layer}"] = (grad_x_proj.reshape(T * B, -1).T
+                                            @ x.reshape(T * B, -1))  # (GH, D)
+            grads[f"bias_ih_l{layer}"] = grad_x_proj.sum(axis=(0, 1))
+            grads[f"weight_hh_l{layer}"] = (grad_h_proj.reshape(T * B, -1).T
+                                            @ h_prev.reshape(T * B, H))  # (GH, H)
+            grads[f"bias_hh_l{layer}"] = grad_h_proj.sum(axis=(0, 1))
+
+    grad_hidden = np.stack([b[2] for b in backward])
+    cell_state = np.stack([c["cell"] for c in caches]) if cell == "lstm" else None
+    gates = {}
+    if cell != "rnn":
+        stacked = np.stack([c["gates"] for c in caches])  # (L, T, B, G, H)
+        gates = {name: stacked[:, :, :, k] for k, name in enumerate(GATE_NAMES[cell])}
+    return Trace(
+        cell_type=cell,
+        nonlinearity=nonlinearity if cell == "rnn" else "tanh",
+        truncation=truncation,
+        loss=float(step_loss.sum()),
+        step_loss=step_loss,
+        logits=logits,
+        hidden=hidden,
+        grad_hidden=grad_hidden,
+        grad_output=np.stack([b[4] for b in backward]),
+        cell=cell_state,
+        grad_cell=np.stack([b[3] for b in backward]) if cell == "lstm" else None,
+        gates=gates,
+        grad_h_proj=np.stack([b[1] for b in backward]),
+        grads={key: grads[key] for key in params},  # same key order as params
+        initial_hidden=h0,
+        overflow_step=_first_nonfinite_step(hidden if cell_state is None
+                                            else np.concatenate([hidden, cell_state])),
+        grad_overflow_step=_last_nonfinite_step(grad_hidden),
+        params=params,
+        caches=tuple(caches),
+    )
+
+
+def backward_layers(cell, params, caches, grad_top, truncation=None):
+    """Backward through every layer, top first, from d loss / d h^{top} given at each step.
+
+    grad_top: (T, ..., B, H); extra axes after time are carried through (see ``engine.cells``).
+    Returns, per layer from the bottom, (grad_x_proj, grad_h_proj, grad_hidden, grad_cell,
+    grad_output), each with grad_top's leading axes.
+    """
+    module = CELL_MODULES[cell]
+    num_layers = len(caches)
+    results = [None] * num_layers
+    grad_output = grad_top
+    for layer in range(num_layers - 1, -1, -1):
+        grad_x_proj, grad_h_proj, grad_hidden, grad_cell = module.backward(
+            grad_output, caches[layer], params[f"weight_hh_l{layer}"], truncation)
+        results[layer] = (grad_x_proj, grad_h_proj, grad_hidden, grad_cell, grad_output)
+        if layer:
+            grad_output = grad_x_proj @ params[f"weight_ih_l{layer}"]  # to the layer below
+    return results
+
+
+def _cross_entropy(logits, targets):
+    """logits: (T, B, K), targets: (T, B). Returns step_loss (T,) and d loss / d logits."""
+    has_target = targets >= 0  # (T, B)
+    safe_targets = np.where(has_target, targets, 0)[..., None]
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    log_prob = shifted - log_norm  # (T, B, K) log softmax, stable
+    picked = np.take_along_axis(log_prob, safe_targets, axis=-1)[..., 0]  # (T, B)
+    step_loss = -np.where(has_target, picked, 0.0).sum(axis=1)  # (T,)
+    grad_logits = np.exp(log_prob)  # softmax
+    np.put_along_axis(grad_logits, safe_targets,
+                      np.take_along_axis(grad_logits, safe_targets, axis=-1) - 1.0, axis=-1)
+    grad_logits *= has_target[..., None]
+    return step_loss, grad_logits
+
+
+def _initial_state(cell, h0, num_layers, batch, hidden_size):
+    shape = (num_layers, batch, hidden_size)
+    if h0 is None:
+        return np.zeros(shape), (np.zeros(shape) if cell == "lstm" else None)
+    if cell == "lstm":
+        if not (isinstance(h0, tuple | list) and len(h0) == 2):
+            raise ValueError("lstm h0 must be None or a pair (h0, c0), each (L, B, H)")
+        h, c = (np.asarray(a, dtype=np.float64) for a in h0)
+    else:
+        h, c = np.asarray(h0, dtype=np.float64), None
+    for name, array in (("h0", h), ("c0", c)):
+        if array is not None and array.shape != shape:
+            raise ValueError(f"{name} must have shape (L, B, H) = {shape}, got {array.shape}")
+    return h, c
+
+
+def _first_nonfinite_step(values):
+    """values: (L, T, B, H) -> first t with a non-finite entry in any layer, or None."""
+    bad = ~np.isfinite(values).all(axis=(0, 2, 3))  # (T,)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _last_nonfinite_step(values):
+    bad = ~np.isfinite(values).all(axis=(0, 2, 3))
+    return int(len(bad) - 1 - np.argmax(bad[::-1])) if bad.any() else None
