@@ -57,6 +57,9 @@ class Trace:
     grad_h_proj: np.ndarray
     grads: dict[str, np.ndarray]
     initial_hidden: np.ndarray  # (L, B, H)
+    initial_cell: np.ndarray | None  # (L, B, H) for lstm
+    inputs: np.ndarray  # (T, B, D)
+    targets: np.ndarray  # (T, B)
     overflow_step: int | None
     grad_overflow_step: int | None
     params: dict[str, np.ndarray] = field(repr=False)
@@ -161,6 +164,9 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
         grad_h_proj=np.stack([b[1] for b in backward]),
         grads={key: grads[key] for key in params},  # same key order as params
         initial_hidden=h0,
+        initial_cell=c0,
+        inputs=inputs,
+        targets=targets,
         overflow_step=_first_nonfinite_step(hidden if cell_state is None
                                             else np.concatenate([hidden, cell_state])),
         grad_overflow_step=_last_nonfinite_step(grad_hidden),
