@@ -1,0 +1,21 @@
+"""Assembles the FastAPI app: static mounts and routers. No endpoints live here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.resources import static_dir
+from app.routers import health, pages, vendor
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Gradient Flow Lab", version="0.1.0")
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    app.include_router(vendor.router)
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,31 @@
+"""Settings in one place, read from environment variables.
+
+GFL_HOST  interface to bind (default 127.0.0.1: local only)
+GFL_PORT  TCP port (default 8000)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        raw_port = env.get("GFL_PORT", str(cls.port))
+        try:
+            port = int(raw_port)
+        except ValueError:
+            raise ValueError(f"GFL_PORT must be an integer, got {raw_port!r}") from None
+        return cls(host=env.get("GFL_HOST", cls.host), port=port)
