@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
+from app.errors import validation_error_handler
 from app.resources import static_dir
-from app.routers import health, pages, vendor
+from app.routers import api, health, pages, vendor
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Gradient Flow Lab", version="0.1.0")
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)
     app.include_router(health.router)
+    app.include_router(api.router)
     app.include_router(pages.router)
     return app
 

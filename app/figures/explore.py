@@ -1,0 +1,123 @@
+"""Figures of the gradient-flow explorer (/explore)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app.figures.common import (
+    DIVERGING,
+    PALETTE,
+    SEQUENTIAL,
+    base_layout,
+    figure,
+    log10_or_nan,
+    positive_or_none,
+)
+from app.simulation import Simulation
+
+
+def grad_norm_figure(sim: Simulation) -> go.Figure:
+    """||d loss / d h_t|| against t, log axis, a line per layer, the Pascanu bound over it."""
+    steps = np.arange(sim.trace.seq_len)
+    data = []
+    for layer, norms in enumerate(sim.grad_norms):
+        data.append(go.Scatter(
+            x=steps, y=positive_or_none(norms), mode="lines", name=f"layer {layer}",
+            line=dict(width=2.5, color=PALETTE[layer % len(PALETTE)]),
+            hovertemplate="t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>layer " f"{layer}</extra>"))
+    if sim.bound_log10 is not None:
+        data.append(go.Scatter(
+            x=steps, y=10.0 ** np.clip(sim.bound_log10, -300, 300), mode="lines",
+            name="Pascanu bound (top layer)", line=dict(width=2, dash="dash", color="#000000"),
+            hovertemplate="t = %{x}<br>bound = %{y:.3e}<extra></extra>"))
+    layout = base_layout("Gradient norm ‖∂loss/∂hₜ‖ at each step", "time step t",
+                         "‖∂loss/∂hₜ‖ (log)", log_y=True)
+    return figure(data, layout)
+
+
+def layer_time_heatmap(sim: Simulation) -> go.Figure:
+    """Layers x time heatmap of log10 ||d loss / d h_t||."""
+    values = log10_or_nan(sim.grad_norms)  # (L, T)
+    data = [go.Heatmap(
+        z=values, x=np.arange(sim.trace.seq_len), y=[f"layer {k}" for k in range(len(values))],
+        colorscale=SEQUENTIAL, colorbar=dict(title=dict(text="log₁₀"), thickness=12),
+        hovertemplate="t = %{x}<br>%{y}<br>log₁₀‖∂loss/∂h‖ = %{z:.2f}<extra></extra>")]
+    layout = base_layout("log₁₀ gradient norm, layers × time", "time step t", "",
+                         height=90 + 50 * len(values))
+    layout["yaxis"]["autorange"] = "reversed"
+    return figure(data, layout)
+
+
+def hidden_heatmap(sim: Simulation, layer: int = 0) -> go.Figure:
+    """Units x time heatmap of the hidden state h_t of one layer (sequence 0)."""
+    steps, units, values = sim.hidden_heatmap()
+    layer = min(layer, len(values) - 1)
+    subsampled = len(units) < sim.trace.hidden.shape[-1] or len(steps) < sim.trace.seq_len
+    title = f"Hidden state hₜ of layer {layer}"
+    if subsampled:
+        title += f" ({len(units)} of {sim.trace.hidden.shape[-1]} units, every "
+        title += f"{steps[1] - steps[0] if len(steps) > 1 else 1}th step)"
+    symmetric = sim.config.cell != "rnn" or sim.config.nonlinearity == "tanh"
+    data = [go.Heatmap(
+        z=values[layer], x=steps, y=units, colorscale=DIVERGING if symmetric else SEQUENTIAL,
+        zmid=0 if symmetric else None, colorbar=dict(title=dict(text="h"), thickness=12),
+        hovertemplate="t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra></extra>")]
+    return figure(data, base_layout(title, "time step t", "unit", height=320))
+
+
+def eigenvalue_figure(sim: Simulation) -> go.Figure:
+    """Eigenvalues of each W_hh block in the complex plane, with the unit circle and, for an rnn,
+    the 1/gamma circle (inside it the gradient must vanish whatever the inputs)."""
+    angle = np.linspace(0, 2 * np.pi, 181)
+    data = [go.Scatter(x=np.cos(angle), y=np.sin(angle), mode="lines", name="unit circle",
+                       line=dict(color="#000000", width=1.5), hoverinfo="skip")]
+    if sim.gamma is not None and sim.gamma != 1.0:
+        radius = 1.0 / sim.gamma
+        data.append(go.Scatter(x=radius * np.cos(angle), y=radius * np.sin(angle), mode="lines",
+                               name=f"1/γ = {radius:g} circle",
+                               line=dict(color="#777777", width=1.5, dash="dot"),
+                               hoverinfo="skip"))
+    colour = 0
+    for layer, blocks in enumerate(sim.spectra):
+        for gate, spectrum in blocks.items():
+            label = f"layer {layer}" + ("" if gate == "h" else f", W_h{gate}")
+            data.append(go.Scatter(
+                x=spectrum.eigenvalues.real, y=spectrum.eigenvalues.imag, mode="markers",
+                name=label, marker=dict(size=7, color=PALETTE[colour % len(PALETTE)],
+                                        line=dict(width=0.5, color="#333333")),
+                hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra>" + label + "</extra>"))
+            colour += 1
+    layout = base_layout("Eigenvalues of W_hh", "Re λ", "Im λ", height=360)
+    layout["yaxis"].update(scaleanchor="x", scaleratio=1)
+    return figure(data, layout)
+
+
+def contribution_figure(sim: Simulation) -> go.Figure:
+    """Each step's share of d loss / d W_hh (Frobenius norm): their sum is the BPTT gradient."""
+    steps = np.arange(sim.trace.seq_len)
+    data = []
+    for layer, norms in enumerate(sim.contribution_norms):
+        data.append(go.Bar(
+            x=steps, y=positive_or_none(norms), name=f"layer {layer}",
+            marker=dict(color=PALETTE[layer % len(PALETTE)]),
+            hovertemplate="t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra></extra>"))
+    clip = sim.clipping
+    if clip["threshold"] is not None and clip["coef"] < 1.0:
+        data.append(go.Scatter(
+            x=steps, y=positive_or_none(sim.contribution_norms[-1] * clip["coef"]),
+            mode="lines", name="top layer after clipping", line=dict(color="#000000", width=2)))
+    layout = base_layout("Per-step contributions to ∂loss/∂W_hh", "time step t",
+                         "Frobenius norm (log)", log_y=True)
+    layout["barmode"] = "group"
+    return figure(data, layout)
+
+
+def build(sim: Simulation) -> dict[str, go.Figure]:
+    return {
+        "grad_norms": grad_norm_figure(sim),
+        "layer_heatmap": layer_time_heatmap(sim),
+        "hidden_heatmap": hidden_heatmap(sim),
+        "eigenvalues": eigenvalue_figure(sim),
+        "contributions": contribution_figure(sim),
+    }

@@ -1,0 +1,50 @@
+"""Arrays become JSON here, and only here, in strict JSON: no NaN or Infinity tokens (a browser's
+JSON.parse rejects them). A non-finite number becomes null, and every array that had one is also
+*reported*, so overflow is shown to the user, never silently turned into a gap or a zero."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _clean(value: Any, path: str, nonfinite: dict[str, int]) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "c":
+            return {"re": _clean(value.real, path + ".re", nonfinite),
+                    "im": _clean(value.imag, path + ".im", nonfinite)}
+        if value.dtype.kind == "f":
+            bad = ~np.isfinite(value)
+            if bad.any():
+                nonfinite[path] = int(bad.sum())
+                return np.where(bad, None, value).tolist()
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _clean(v, f"{path}.{k}" if path else str(k), nonfinite)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(value)]
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            nonfinite[path] = 1
+            return None
+        return float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def to_strict(value: Any) -> tuple[Any, dict[str, int]]:
+    """(JSON-ready copy of value, {path: count of non-finite numbers replaced by null})."""
+    nonfinite: dict[str, int] = {}
+    return _clean(value, "", nonfinite), nonfinite
+
+
+def dumps(value: Any) -> str:
+    """Strict JSON text; raises if a non-finite number slipped through."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))

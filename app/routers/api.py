@@ -1,0 +1,77 @@
+"""The simulation API: one JSON document (POST) or a Server-Sent Events stream (GET)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from app import jsonsafe
+from app.schemas import SimulationConfig
+from app.views import VIEW_BUILDERS, ViewResult
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+ViewName = Literal["explore", "bptt", "cells", "compare"]
+STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
+
+
+def result_document(config: SimulationConfig, view: str, result: ViewResult) -> dict:
+    """The full result as strict-JSON-ready data, non-finite values nulled *and* listed."""
+    document, nonfinite = jsonsafe.to_strict({
+        "config": config.model_dump(),
+        "view": view,
+        "summary": result.summary,
+        "checks": result.checks,
+        "series": result.series,
+        "figures": {name: fig.to_plotly_json() for name, fig in result.figures.items()},
+    })
+    document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
+    return document
+
+
+def _build(config: SimulationConfig, view: str) -> ViewResult:
+    builder = VIEW_BUILDERS.get(view, VIEW_BUILDERS["explore"])
+    return builder(config)
+
+
+@router.post("/simulate")
+def simulate_once(config: SimulationConfig,
+                  view: Annotated[ViewName, Query()] = "explore") -> Response:
+    """Run one simulation and return the whole result (figures included) as strict JSON."""
+    document = result_document(config, view, _build(config, view))
+    return Response(jsonsafe.dumps(document), media_type="application/json")
+
+
+@router.get("/simulate/stream", response_class=EventSourceResponse)
+def simulate_stream(config: Annotated[SimulationConfig, Query()],
+                    view: Annotated[ViewName, Query()] = "explore") -> Iterator[ServerSentEvent]:
+    """Events: ``meta``; ``progress``; ``backward`` chunks of ||d loss / d h_t|| per layer in the
+    order the backward sweep visits them (t = T-1 down to 0); ``result`` last.
+
+    A plain generator: FastAPI iterates it in a worker thread, so the NumPy work stays off the
+    event loop, and a client that goes away stops it at the next event.
+    """
+    yield _event("meta", {"config": config.model_dump(), "view": view,
+                          "seq_len": config.seq_len, "num_layers": config.num_layers})
+    yield _event("progress", {"stage": "forward and backward pass", "fraction": 0.0})
+    result = _build(config, view)
+    norms = result.primary.grad_norms  # (L, T)
+    seq_len = norms.shape[1]
+    size = max(1, -(-seq_len // STREAM_CHUNKS))
+    for stop in range(seq_len, 0, -size):
+        steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
+        yield _event("backward", {"steps": steps, "norms": norms[:, steps].T,
+                                  "seq_len": seq_len})
+    yield _event("progress", {"stage": "figures", "fraction": 0.9})
+    yield _event("result", result_document(config, view, result))
+
+
+def _event(name: str, data) -> ServerSentEvent:
+    clean, nonfinite = jsonsafe.to_strict(data)
+    if nonfinite:
+        clean["nonfinite"] = nonfinite
+    return ServerSentEvent(event=name, raw_data=jsonsafe.dumps(clean))

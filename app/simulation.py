@@ -1,0 +1,125 @@
+"""Runs the engine for one configuration and gathers what the pages show, as NumPy values.
+
+No web types here: ``app.routers.api`` turns the result into strict JSON, and the figure builders
+in ``app.figures`` turn it into Plotly figures (also usable from a notebook).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+import engine
+from app.schemas import SimulationConfig
+
+OUTPUT_SIZE = 8  # classes of the read-out; the pictures do not depend on it
+MAX_HEATMAP_UNITS = 32  # hidden-state heatmap: at most this many units ...
+MAX_HEATMAP_STEPS = 300  # ... and this many (evenly strided) steps, to keep responses small
+
+
+@dataclass
+class Simulation:
+    """One engine run and everything derived from it (each diagnostic computed on first use)."""
+
+    config: SimulationConfig
+    params: dict[str, np.ndarray]
+    trace: engine.Trace
+
+    @cached_property
+    def grad_norms(self) -> np.ndarray:  # (L, T)
+        return engine.grad_norms(self.trace)
+
+    @cached_property
+    def spectra(self) -> list[dict[str, engine.Spectrum]]:
+        return engine.recurrent_spectra(self.config.cell, self.params)
+
+    @cached_property
+    def sigma_max(self) -> list[float]:
+        """Largest singular value of each layer's recurrent weights (over its gate blocks)."""
+        return [max(float(s.singular_values[0]) for s in layer.values()) for layer in self.spectra]
+
+    @property
+    def gamma(self) -> float | None:
+        """sup |phi'| for rnn; None for gated cells (no single bound applies)."""
+        if self.config.cell != "rnn":
+            return None
+        return engine.derivative_bound(self.config.nonlinearity)
+
+    @cached_property
+    def bound_log10(self) -> np.ndarray | None:
+        """Pascanu et al.'s bound on ||d loss / d h_t|| of the top layer, log10, (T,); rnn only.
+
+        Each loss L_s reaches h_t through s - t Jacobians of norm <= gamma * sigma_max, so
+        ||d loss / d h_t|| <= b_t with b_t = g_t + gamma sigma_max b_{t+1}, g_t the norm of the
+        head's gradient at step t; truncation cuts the recursion at chunk starts. Computed in
+        log space so a bound of 10^900 is still a number to draw. For loss at the last step only
+        this is exactly ||d loss / d h_{T-1}|| (gamma sigma_max)^(T-1-t).
+        """
+        if self.gamma is None:
+            return None
+        rate = self.gamma * self.sigma_max[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_rate = np.log10(rate)
+            log_direct = np.log10(engine.norm(self.trace.grad_output[-1], axis=(1, 2)))  # (T,)
+        truncation = self.config.truncation_or_none
+        bound = np.empty_like(log_direct)
+        running = -np.inf
+        with np.errstate(invalid="ignore"):
+            for t in range(len(bound) - 1, -1, -1):
+                if truncation and (t + 1) % truncation == 0:
+                    running = -np.inf  # nothing flows back across a chunk boundary
+                running = np.logaddexp(log_direct[t] * np.log(10), (running + log_rate)
+                                       * np.log(10)) / np.log(10)
+                bound[t] = running
+        return bound
+
+    @cached_property
+    def jacobian(self) -> engine.JacobianNorms:
+        return engine.jacobian_norms(self.trace)
+
+    @cached_property
+    def contribution_norms(self) -> np.ndarray:  # (L, T)
+        return engine.contribution_norms(self.trace)
+
+    @cached_property
+    def clipping(self) -> dict[str, float | None]:
+        """Global gradient norm before and after clipping (the threshold 0 means no clipping)."""
+        total = engine.global_norm(self.trace.grads)
+        threshold = self.config.clip
+        if not threshold:
+            return {"threshold": None, "norm": total, "clipped_norm": total, "coef": 1.0}
+        clipped, _ = engine.clip_grad_norm(self.trace.grads, threshold)
+        coef = min(1.0, threshold / (total + 1e-6)) if np.isfinite(total) else float("nan")
+        return {"threshold": threshold, "norm": total,
+                "clipped_norm": engine.global_norm(clipped), "coef": coef}
+
+    @property
+    def overflow_step(self) -> int | None:
+        """First step where anything (forward values or the backward sweep) overflowed."""
+        steps = [s for s in (self.trace.overflow_step, self.trace.grad_overflow_step)
+                 if s is not None]
+        return min(steps) if steps else None
+
+    def hidden_heatmap(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps (n,), units (m,), values (L, m, n)) of h_t for sequence 0, strided to size."""
+        T, H = self.trace.seq_len, self.trace.hidden.shape[-1]
+        steps = np.arange(0, T, max(1, -(-T // MAX_HEATMAP_STEPS)))
+        units = np.arange(0, H, max(1, -(-H // MAX_HEATMAP_UNITS)))
+        values = self.trace.hidden[:, steps][:, :, 0][:, :, units].transpose(0, 2, 1)
+        return steps, units, values
+
+
+def simulate(config: SimulationConfig) -> Simulation:
+    """Initialise the weights and the data from the seed, run forward and backward."""
+    params = engine.init_params(
+        config.cell, config.input_size, config.hidden_size, OUTPUT_SIZE, config.num_layers,
+        init=config.init, scale=config.weight_scale, forget_bias=config.forget_bias,
+        seed=config.seed)
+    inputs, targets = engine.random_batch(
+        config.seq_len, config.batch_size, config.input_size, OUTPUT_SIZE,
+        input_scale=config.input_scale, loss_at=config.loss_at, seed=config.seed + 1)
+    trace = engine.run(config.cell, params, inputs, targets, nonlinearity=config.nonlinearity,
+                       truncation=config.truncation_or_none)
+    return Simulation(config, params, trace)
