@@ -7,6 +7,7 @@ a summary, the "paper checks", named Plotly figures and extra series, all NumPy 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -126,6 +127,9 @@ def explore_view(config: SimulationConfig) -> ViewResult:
     )
 
 
-VIEW_BUILDERS: dict[str, Callable[[SimulationConfig], ViewResult]] = {
-    "explore": explore_view,
-}
+def view_builder(view: str) -> Callable[[SimulationConfig], ViewResult]:
+    """The builder of a page's view: ``explore_view`` here, else ``view`` in
+    ``app.figures.<view>`` (imported on first use, as those modules import this one)."""
+    if view == "explore":
+        return explore_view
+    return importlib.import_module(f"app.figures.{view}").view

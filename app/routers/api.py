@@ -11,7 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app import jsonsafe
 from app.schemas import SimulationConfig
-from app.views import VIEW_BUILDERS, ViewResult
+from app.views import ViewResult, view_builder
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -34,8 +34,7 @@ def result_document(config: SimulationConfig, view: str, result: ViewResult) -> 
 
 
 def _build(config: SimulationConfig, view: str) -> ViewResult:
-    builder = VIEW_BUILDERS.get(view, VIEW_BUILDERS["explore"])
-    return builder(config)
+    return view_builder(view)(config)
 
 
 @router.post("/simulate")
