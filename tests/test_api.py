@@ -1,0 +1,139 @@
+"""The simulation API as a script or a notebook would use it."""
+
+import json
+
+import pytest
+
+from app.schemas import WORK_BUDGET
+
+
+def strict_loads(text: str):
+    """json.loads that refuses NaN and Infinity, as a browser's JSON.parse does."""
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((fields["event"], strict_loads(fields["data"])))
+    return events
+
+
+def test_post_simulate_returns_figures_summary_and_checks(client):
+    response = client.post("/api/simulate", json={"seq_len": 40, "weight_scale": 0.9})
+    assert response.status_code == 200
+    document = strict_loads(response.text)
+    assert document["config"]["seq_len"] == 40
+    assert set(document["figures"]) == {"grad_norms", "layer_heatmap", "hidden_heatmap",
+                                        "eigenvalues", "contributions"}
+    norms = document["series"]["grad_norms"]
+    assert len(norms) == 1 and len(norms[0]) == 40
+    assert norms[0][0] < norms[0][-1], "tanh with scale 0.9 must vanish going back"
+    statuses = {c["id"]: c["status"] for c in document["checks"]}
+    assert statuses["vanish"] == "pass" and statuses["bound"] == "pass"
+    assert document["summary"]["gamma_sigma"] == pytest.approx(0.9)
+
+
+def test_defaults_apply_when_the_body_is_empty(client):
+    response = client.post("/api/simulate", json={})
+    assert response.status_code == 200
+    assert strict_loads(response.text)["config"]["cell"] == "rnn"
+
+
+def test_stream_sends_meta_then_backward_in_time_order_then_result(client):
+    response = client.get("/api/simulate/stream", params={"seq_len": 100, "num_layers": 2})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "meta" and names[-1] == "result"
+    assert "progress" in names
+    steps = [t for name, data in events if name == "backward" for t in data["steps"]]
+    assert steps == list(range(99, -1, -1)), "the backward sweep goes from T-1 down to 0"
+    result = events[-1][1]
+    backward_norms = {t: n for name, data in events if name == "backward"
+                      for t, n in zip(data["steps"], data["norms"], strict=True)}
+    assert backward_norms[0] == pytest.approx([row[0] for row in result["series"]["grad_norms"]])
+
+
+def test_same_seed_same_numbers_different_seed_different(client):
+    first = strict_loads(client.post("/api/simulate", json={"seed": 3}).text)
+    again = strict_loads(client.post("/api/simulate", json={"seed": 3}).text)
+    other = strict_loads(client.post("/api/simulate", json={"seed": 4}).text)
+    assert first["series"] == again["series"]
+    assert first["series"]["grad_norms"] != other["series"]["grad_norms"]
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("seq_len", 5000, "between 1 and 1000"),
+    ("seq_len", 0, "between 1 and 1000"),
+    ("hidden_size", 1000, "between 1 and 256"),
+    ("num_layers", 9, "between 1 and 4"),
+    ("weight_scale", -1, "between 0 and 10"),
+    ("weight_scale", "abc", "between 0 and 10"),
+    ("clip", -0.5, "between 0 and 1e+06"),
+    ("cell", "transformer", "one of rnn, lstm, gru"),
+    ("loss_at", "middle", "one of last, all"),
+    ("seed", -1, "between 0 and"),
+])
+def test_out_of_range_fields_get_a_422_naming_field_and_range(client, field, value, allowed):
+    for response in (client.post("/api/simulate", json={field: value}),
+                     client.get("/api/simulate/stream", params={field: value})):
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail[0]["field"] == field
+        assert field in detail[0]["msg"] and allowed in detail[0]["msg"]
+
+
+def test_work_budget_is_checked_before_any_numpy_runs(client):
+    response = client.post("/api/simulate", json={"seq_len": 1000, "hidden_size": 256,
+                                                  "batch_size": 32})
+    assert response.status_code == 422
+    message = response.json()["detail"][0]["msg"]
+    assert "budget" in message and f"{WORK_BUDGET:,}" in message
+
+
+def test_overflow_is_a_result_marked_in_every_response(client):
+    config = {"weight_scale": 10, "seq_len": 500, "nonlinearity": "relu", "init": "orthogonal"}
+    response = client.post("/api/simulate", json=config)
+    assert response.status_code == 200
+    document = strict_loads(response.text)
+    overflow = document["summary"]["overflow_step"]
+    assert isinstance(overflow, int) and 0 < overflow < 500
+    assert document["nonfinite"], "the nulls that stand for inf/nan must be listed"
+    assert {c["id"]: c["status"] for c in document["checks"]}["finite"] == "fail"
+    # the forward pass overflowed, so the loss and every gradient are nan: shown as nulls that
+    # are listed, never as zeros
+    assert document["summary"]["loss"] is None
+    assert "series.grad_norms" in document["nonfinite"]
+    assert 0 not in document["series"]["grad_norms"][0]
+    stream = client.get("/api/simulate/stream", params=config)
+    events = sse_events(stream.text)  # parses every event strictly
+    assert events[-1][1]["summary"]["overflow_step"] == overflow
+
+
+def test_exploding_gradient_stays_a_number(client):
+    document = strict_loads(client.post(
+        "/api/simulate", json={"weight_scale": 2.5, "seq_len": 200}).text)
+    first = document["summary"]["grad_norm_first"]
+    assert first > 1e6 * document["summary"]["grad_norm_last"]
+
+
+def test_clipping_reports_norm_before_and_after(client):
+    document = strict_loads(client.post(
+        "/api/simulate", json={"weight_scale": 2.5, "seq_len": 100, "clip": 1.0}).text)
+    clipping = document["summary"]["clipping"]
+    assert clipping["norm"] > 1.0
+    assert clipping["clipped_norm"] == pytest.approx(1.0, rel=1e-5)
+    assert {c["id"]: c["status"] for c in document["checks"]}["clip"] == "pass"
+
+
+def test_openapi_lists_the_configuration_fields(client):
+    schema = client.get("/openapi.json").json()
+    params = {p["name"] for p in schema["paths"]["/api/simulate/stream"]["get"]["parameters"]}
+    assert {"cell", "nonlinearity", "seq_len", "num_layers", "hidden_size", "input_size",
+            "batch_size", "weight_scale", "input_scale", "init", "forget_bias", "loss_at",
+            "truncation", "clip", "seed"} <= params
