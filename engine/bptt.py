@@ -1,9 +1,12 @@
 """Forward pass and exact backpropagation through time for stacked rnn / lstm / gru networks.
 
-Loss (reduction "sum", as ``nn.CrossEntropyLoss(reduction="sum", ignore_index=-1)``):
+Read-out and loss, both with reduction "sum":
 
-    logits_t = head.weight @ h_t^{top} + head.bias                        (T, B, K)
-    loss = sum over (t, b) with targets[t, b] >= 0 of -log softmax(logits_t[b])[targets[t, b]]
+    y_t = head.weight @ h_t^{top} + head.bias                                (T, B, K)
+    "cross_entropy" (classification, as ``nn.CrossEntropyLoss(reduction="sum", ignore_index=-1)``):
+        loss = sum over (t, b) with targets[t, b] >= 0 of -log softmax(y_t[b])[targets[t, b]]
+    "mse" (regression, as ``nn.MSELoss(reduction="sum")`` over the steps with a target):
+        loss = sum over (t, b) whose target row is not NaN of ||y_t[b] - targets[t, b]||^2
 
 Letters in shapes: T steps, B batch, D inputs, H hidden units, K classes, L layers, G gates.
 """
@@ -59,7 +62,8 @@ class Trace:
     initial_hidden: np.ndarray  # (L, B, H)
     initial_cell: np.ndarray | None  # (L, B, H) for lstm
     inputs: np.ndarray  # (T, B, D)
-    targets: np.ndarray  # (T, B)
+    targets: np.ndarray  # (T, B) class indices, or (T, B, K) floats for "mse"
+    loss_kind: str  # "cross_entropy" | "mse"
     overflow_step: int | None
     grad_overflow_step: int | None
     params: dict[str, np.ndarray] = field(repr=False)
@@ -74,18 +78,21 @@ class Trace:
         return self.hidden.shape[1]
 
 
-def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, h0=None) -> Trace:
+def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, h0=None,
+        loss="cross_entropy") -> Trace:
     """Forward pass, loss and full (or truncated) BPTT.
 
     cell:        "rnn" | "lstm" | "gru".
     params:      dict as ``engine.init_params`` (PyTorch state_dict keys).
     inputs:      (T, B, D) floats, sequence first.
-    targets:     (T, B) ints in [0, K), or -1 for "no loss at this step".
+    targets:     "cross_entropy": (T, B) ints in [0, K), or -1 for "no loss at this step";
+                 "mse": (T, B, K) floats, a row of NaN for "no loss at this step".
     nonlinearity: rnn only: "tanh" | "sigmoid" | "relu".
     truncation:  None for full BPTT, or k >= 1: the sequence runs in chunks of k steps; states
                  carry across chunk boundaries, gradients do not (``.detach()`` at each boundary);
                  the chunks' gradients are summed.
     h0:          None (zeros), or (L, B, H); for lstm None or a pair (h0, c0) of (L, B, H).
+    loss:        "cross_entropy" (default) or "mse".
     Overflow is a result, not an error: the run completes and reports ``overflow_step``.
     """
     if cell not in CELL_MODULES:
@@ -100,12 +107,22 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
     if inputs.ndim != 3 or inputs.shape[2] != input_size:
         raise ValueError(f"inputs must be (T, B, {input_size}), got {inputs.shape}")
     T, B, _ = inputs.shape
-    if targets.shape != (T, B) or not np.issubdtype(targets.dtype, np.integer):
-        raise ValueError(f"targets must be integers of shape {(T, B)}, got {targets.dtype} "
-                         f"{targets.shape}")
-    if targets.size and (targets.min() < -1 or targets.max() >= K):
-        raise ValueError(f"targets must be in [0, {K}) or -1, got values in "
-                         f"[{targets.min()}, {targets.max()}]")
+    if loss == "cross_entropy":
+        if targets.shape != (T, B) or not np.issubdtype(targets.dtype, np.integer):
+            raise ValueError(f"targets must be integers of shape {(T, B)}, got {targets.dtype} "
+                             f"{targets.shape}")
+        if targets.size and (targets.min() < -1 or targets.max() >= K):
+            raise ValueError(f"targets must be in [0, {K}) or -1, got values in "
+                             f"[{targets.min()}, {targets.max()}]")
+        loss_fn = _cross_entropy
+    elif loss == "mse":
+        targets = targets.astype(np.float64)
+        if targets.shape != (T, B, K):
+            raise ValueError(f"mse targets must be floats of shape {(T, B, K)}, got "
+                             f"{targets.shape}")
+        loss_fn = _squared_error
+    else:
+        raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
     h0, c0 = _initial_state(cell, h0, L, B, H)
     module = CELL_MODULES[cell]
 
@@ -125,7 +142,7 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
         hidden = np.stack(hidden)  # (L, T, B, H)
 
         logits = hidden[-1] @ params["head.weight"].T + params["head.bias"]  # (T, B, K)
-        step_loss, grad_logits = _cross_entropy(logits, targets)
+        step_loss, grad_logits = loss_fn(logits, targets)
         grads = {
             "head.weight": grad_logits.reshape(-1, K).T @ hidden[-1].reshape(-1, H),  # (K, H)
             "head.bias": grad_logits.sum(axis=(0, 1)),
@@ -167,6 +184,7 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
         initial_cell=c0,
         inputs=inputs,
         targets=targets,
+        loss_kind=loss,
         overflow_step=_first_nonfinite_step(hidden if cell_state is None
                                             else np.concatenate([hidden, cell_state])),
         grad_overflow_step=_last_nonfinite_step(grad_hidden),
@@ -209,6 +227,21 @@ def _cross_entropy(logits, targets):
                       np.take_along_axis(grad_logits, safe_targets, axis=-1) - 1.0, axis=-1)
     grad_logits *= has_target[..., None]
     return step_loss, grad_logits
+
+
+def _squared_error(outputs, targets):
+    """outputs, targets: (T, B, K); a NaN target row means no loss there.
+    Returns step_loss (T,) and d loss / d outputs."""
+    has_target = ~np.isnan(targets).any(axis=-1, keepdims=True)  # (T, B, 1)
+    error = np.where(has_target, outputs - np.where(has_target, targets, 0.0), 0.0)
+    return (error**2).sum(axis=(1, 2)), 2.0 * error
+
+
+def target_mask(trace: Trace) -> np.ndarray:
+    """(T, B) True where the step carries a loss term."""
+    if trace.loss_kind == "mse":
+        return ~np.isnan(trace.targets).any(axis=-1)
+    return trace.targets >= 0
 
 
 def _initial_state(cell, h0, num_layers, batch, hidden_size):

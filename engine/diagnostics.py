@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .bptt import Trace, backward_layers
+from .bptt import Trace, backward_layers, target_mask
 from .cells import CELL_MODULES, cuts_gradient
 from .params import GATES
 
@@ -124,7 +124,7 @@ def loss_reach(trace: Trace, *, max_loss_steps: int = 64,
     """
     T, B, H = trace.hidden.shape[1:]
     gates = GATES[trace.cell_type]
-    with_target = np.flatnonzero((trace.targets >= 0).any(axis=1))
+    with_target = np.flatnonzero(target_mask(trace).any(axis=1))
     if with_target.size == 0:
         return LossReach(with_target, np.zeros((0, trace.num_layers, T)))
     affordable = max(1, max_elements // (T * B * gates * H))
