@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import app  # noqa: F401  (first: it limits BLAS to one thread before NumPy loads)
+
 from collections.abc import Iterator
 
 import pytest

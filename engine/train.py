@@ -1,0 +1,136 @@
+"""Training on the long-lag tasks, one step at a time, as a generator (pure NumPy, float64).
+
+    for record in train(TrainConfig(cell="lstm", lag=40)):
+        print(record.step, record.loss, record.accuracy)
+
+The caller decides when to stop (a web stream stops when its client goes away). The data come
+from ``seed`` alone, so models trained with the same seed see exactly the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import optim
+from .bptt import run
+from .clip import clip_grad_norm, clip_grad_value, global_norm
+from .diagnostics import norm
+from .params import init_params
+from .tasks import make_batch, task_shape
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "delayed_recall"  # "delayed_recall" | "temporal_order" | "adding"
+    lag: int = 40
+    cell: str = "lstm"
+    nonlinearity: str = "tanh"  # rnn only
+    hidden_size: int = 64
+    batch_size: int = 32
+    optimizer: str = "adam"  # "sgd" | "momentum" | "adam"
+    lr: float = 1e-2
+    clip: float = 1.0  # 0 = no clipping
+    clip_mode: str = "norm"  # "norm" (global norm) | "value" (per element)
+    truncation: int = 0  # 0 = full BPTT; k = chunks of k steps, an update after each chunk
+    forget_bias: float = 1.0  # lstm only
+    init: str = "default"
+    steps: int = 2000
+    seed: int = 0
+    max_points: int = 200  # at most this many points of ||d loss / d h_t|| per record
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int  # 1-based
+    loss: float  # mean loss per sequence
+    accuracy: float | None  # at the answer step; None for the regression task
+    grad_norm: float  # global norm of the (batch-mean) gradient before clipping
+    grad_norm_clipped: float  # ... and after
+    time_steps: np.ndarray  # (n,) the steps t of the sequence the norms below belong to
+    grad_norms: np.ndarray  # (n,) ||d loss / d h_t|| of the top layer
+    diverged: bool  # loss or gradient became inf or nan: training of this model stops
+
+
+def train(config: TrainConfig, *, params: dict[str, np.ndarray] | None = None
+          ) -> Iterator[StepRecord]:
+    """Yields one ``StepRecord`` per training step (one batch); stops after ``config.steps``
+    steps or right after a divergence."""
+    input_size, output_size = task_shape(config.task)
+    if params is None:
+        params = init_params(config.cell, input_size, config.hidden_size, output_size,
+                             init=config.init, forget_bias=config.forget_bias, seed=config.seed)
+    state = optim.init_state(config.optimizer, params)
+    data_rng = np.random.default_rng([config.seed, 1])  # the same batches for every cell
+    for step in range(1, config.steps + 1):
+        batch = make_batch(config.task, data_rng, config.batch_size, config.lag)
+        params, state, record = _train_step(config, params, state, batch, step)
+        yield record
+        if record.diverged:
+            return
+
+
+def _train_step(config, params, state, batch, step):
+    seq_len, batch_size = batch.inputs.shape[:2]
+    chunk = config.truncation or seq_len
+    h0 = None
+    total_loss = 0.0
+    grad_sum = {k: np.zeros_like(v) for k, v in params.items()}
+    grad_hidden_norms = np.zeros(seq_len)
+    last_logits = None
+    for start in range(0, seq_len, chunk):
+        stop = min(start + chunk, seq_len)
+        trace = run(config.cell, params, batch.inputs[start:stop], batch.targets[start:stop],
+                    nonlinearity=config.nonlinearity, h0=h0, loss=batch.loss)
+        # carry the state, not the gradient, into the next chunk
+        h0 = trace.hidden[:, -1]
+        if trace.cell is not None:
+            h0 = (h0, trace.cell[:, -1])
+        total_loss += trace.loss
+        last_logits = trace.logits[-1]
+        grad_hidden_norms[start:stop] = norm(trace.grad_hidden[-1], axis=(1, 2)) / batch_size
+        if not np.any(_has_target(batch, start, stop)):
+            continue  # no loss in this chunk: nothing to learn from, no update
+        grads = {k: g / batch_size for k, g in trace.grads.items()}  # batch mean
+        for k in grad_sum:
+            grad_sum[k] += grads[k]
+        clipped = _clip(config, grads)
+        params, state = optim.step(config.optimizer, params, clipped, state, config.lr)
+
+    grad_norm = global_norm(grad_sum)
+    loss = total_loss / batch_size
+    diverged = not (np.isfinite(loss) and np.isfinite(grad_norm))
+    accuracy = None
+    if batch.loss == "cross_entropy":
+        answer = batch.targets[-1]
+        accuracy = float(np.mean(np.argmax(last_logits, axis=-1) == answer))
+    points = np.unique(np.linspace(0, seq_len - 1, min(seq_len, config.max_points))
+                       .round().astype(int))
+    record = StepRecord(step=step, loss=float(loss), accuracy=accuracy, grad_norm=grad_norm,
+                        grad_norm_clipped=global_norm(_clip(config, grad_sum)),
+                        time_steps=points, grad_norms=grad_hidden_norms[points],
+                        diverged=bool(diverged))
+    return params, state, record
+
+
+def _has_target(batch, start, stop):
+    targets = batch.targets[start:stop]
+    if batch.loss == "mse":
+        return ~np.isnan(targets).any(axis=-1)
+    return targets >= 0
+
+
+def _clip(config, grads):
+    if not config.clip:
+        return grads
+    if config.clip_mode == "norm":
+        return clip_grad_norm(grads, config.clip)[0]
+    if config.clip_mode == "value":
+        return clip_grad_value(grads, config.clip)
+    raise ValueError(f"clip_mode must be 'norm' or 'value', got {config.clip_mode!r}")
+
+
+def with_changes(config: TrainConfig, **changes) -> TrainConfig:
+    return replace(config, **changes)
