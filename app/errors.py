@@ -7,32 +7,39 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.schemas import SimulationConfig
+from pydantic import BaseModel
 
-_FIELDS = SimulationConfig.model_fields
+from app.schemas import SimulationConfig, TrainingConfig
 
 
-def _allowed(name: str) -> str | None:
+def _model_for(path: str) -> type[BaseModel]:
+    return TrainingConfig if path.startswith("/api/train") else SimulationConfig
+
+
+def _allowed(name: str, model: type[BaseModel] = SimulationConfig) -> str | None:
     """'between 1 and 1000' or 'one of rnn, lstm, gru', read off the model's own bounds."""
-    field = _FIELDS.get(name)
+    field = model.model_fields.get(name)
     if field is None:
         return None
     low = high = None
+    above = False
     for meta in field.metadata:
         low = getattr(meta, "ge", low)
+        if getattr(meta, "gt", None) is not None:
+            low, above = meta.gt, True
         high = getattr(meta, "le", high)
     if low is not None and high is not None:
-        return f"between {low:g} and {high:g}"
+        return f"{'above' if above else 'between'} {low:g} and {'at most ' if above else ''}{high:g}"
     choices = getattr(field.annotation, "__args__", None)
     if choices:
         return "one of " + ", ".join(map(str, choices))
     return None
 
 
-def describe(error: dict) -> dict:
+def describe(error: dict, model: type[BaseModel] = SimulationConfig) -> dict:
     loc = error.get("loc", ())
-    name = str(loc[-1]) if loc else ""
-    allowed = _allowed(name)
+    name = str(loc[-1]) if len(loc) > 1 else ""
+    allowed = _allowed(name, model)
     message = error.get("msg", "invalid value")
     if allowed:
         message = f"{name} must be {allowed} (got {error.get('input')!r}): {message}"
@@ -41,4 +48,5 @@ def describe(error: dict) -> dict:
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=422,
-                        content=jsonable_encoder({"detail": [describe(e) for e in exc.errors()]}))
+                        content=jsonable_encoder({"detail": [
+                            describe(e, _model_for(request.url.path)) for e in exc.errors()]}))

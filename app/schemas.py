@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.params import GATES
 
@@ -59,3 +59,44 @@ class SimulationConfig(BaseModel):
 
 VIEWS = ("explore", "bptt", "cells", "compare")
 View = Literal["explore", "bptt", "cells", "compare"]
+
+
+CELL_NAMES = ("rnn", "lstm", "gru")
+
+
+class TrainingConfig(BaseModel):
+    """Query of ``GET /api/train/stream``; every field optional with the /train page's defaults.
+    The names are stable: they appear in shared URLs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: Literal["delayed_recall", "temporal_order", "adding"] = Field(
+        "delayed_recall", description="Long-lag task.")
+    lag: int = Field(40, ge=2, le=200, description="Steps between the cue and the answer.")
+    cells: str = Field("rnn,lstm,gru", max_length=20,
+                       description="Comma-separated cells to train side by side.")
+    nonlinearity: Literal["tanh", "sigmoid", "relu"] = Field("tanh", description="rnn phi.")
+    hidden_size: int = Field(64, ge=1, le=128, description="Hidden units H.")
+    batch_size: int = Field(32, ge=1, le=128, description="Sequences per step B.")
+    optimizer: Literal["sgd", "momentum", "adam"] = Field("adam", description="Optimiser.")
+    lr: float = Field(0.01, gt=0.0, le=10.0, description="Learning rate.")
+    clip: float = Field(1.0, ge=0.0, le=1000.0, description="Clipping threshold; 0 = off.")
+    clip_mode: Literal["norm", "value"] = Field("norm", description="Global norm or per value.")
+    truncation: int = Field(0, ge=0, le=200, description="TBPTT chunk length; 0 = full BPTT.")
+    forget_bias: float = Field(1.0, ge=-10.0, le=10.0, description="lstm forget-gate bias.")
+    steps: int = Field(2000, ge=1, le=20000, description="Training steps per model.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of weights and data.")
+
+    @field_validator("cells")
+    @classmethod
+    def _check_cells(cls, cells: str) -> str:
+        names = [name.strip() for name in cells.split(",") if name.strip()]
+        unknown = [name for name in names if name not in CELL_NAMES]
+        if not names or unknown or len(set(names)) != len(names):
+            raise ValueError(f"cells must be a comma-separated list of distinct names from "
+                             f"{', '.join(CELL_NAMES)}, got {cells!r}")
+        return ",".join(names)
+
+    @property
+    def cell_list(self) -> list[str]:
+        return [name.strip() for name in self.cells.split(",") if name.strip()]

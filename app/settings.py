@@ -2,6 +2,8 @@
 
 GFL_HOST  interface to bind (default 127.0.0.1: local only)
 GFL_PORT  TCP port (default 8000)
+GFL_MAX_TRAINING          training streams allowed at once (default: the CPU count)
+GFL_MAX_TRAINING_SECONDS  wall-time limit of one training stream (default 300)
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
+    # Training is the only long CPU work: one stream per core keeps the rest of the app answering.
+    max_training_streams: int = max(1, os.cpu_count() or 1)
+    max_training_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -28,4 +33,10 @@ class Settings:
             port = int(raw_port)
         except ValueError:
             raise ValueError(f"GFL_PORT must be an integer, got {raw_port!r}") from None
-        return cls(host=env.get("GFL_HOST", cls.host), port=port)
+        return cls(
+            host=env.get("GFL_HOST", cls.host),
+            port=port,
+            max_training_streams=int(env.get("GFL_MAX_TRAINING", cls.max_training_streams)),
+            max_training_seconds=float(
+                env.get("GFL_MAX_TRAINING_SECONDS", cls.max_training_seconds)),
+        )

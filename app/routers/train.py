@@ -1,0 +1,139 @@
+"""The training lab's stream: rnn, lstm and gru trained side by side, one event per step.
+
+Training is the one long CPU job in the app, so it is bounded three ways: by steps, by wall
+time (settings), and by how many streams may run at once (one more gets 503 + Retry-After).
+Each step runs in a worker thread; the event loop only relays events, so the rest of the app
+keeps answering. When the client goes away, Starlette cancels this generator at its next await
+and the ``finally`` stops the work: at most one step (well under a second) runs on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.sse import EventSourceResponse, format_sse_event
+
+from app import jsonsafe
+from app.schemas import TrainingConfig
+from app.settings import Settings
+from engine.tasks import task_shape
+from engine.train import TrainConfig, train
+
+router = APIRouter(prefix="/api", tags=["training"])
+settings = Settings.from_env()
+
+
+class TrainingSlots:
+    """At most ``limit`` training streams at once; never waits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self.active >= self.limit:
+                return False
+            self.active += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+slots = TrainingSlots(settings.max_training_streams)
+
+
+def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
+    return TrainConfig(
+        task=config.task, lag=config.lag, cell=cell, nonlinearity=config.nonlinearity,
+        hidden_size=config.hidden_size, batch_size=config.batch_size,
+        optimizer=config.optimizer, lr=config.lr, clip=config.clip,
+        clip_mode=config.clip_mode, truncation=config.truncation,
+        forget_bias=config.forget_bias, steps=config.steps, seed=config.seed)
+
+
+def _event(name: str, data: dict) -> bytes:
+    clean, nonfinite = jsonsafe.to_strict(data)
+    if nonfinite:
+        clean["nonfinite"] = nonfinite
+    return format_sse_event(event=name, data_str=jsonsafe.dumps(clean))
+
+
+def _step_event(cell: str, record) -> dict:
+    event = {"cell": cell, "step": record.step, "loss": record.loss,
+             "grad_norm": record.grad_norm, "grad_norm_clipped": record.grad_norm_clipped,
+             "time_steps": record.time_steps, "grad_norms": record.grad_norms}
+    if record.accuracy is not None:  # the regression task has no accuracy
+        event["accuracy"] = record.accuracy
+    return event
+
+
+async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
+    stop = threading.Event()
+    try:
+        cells = config.cell_list
+        runs = {cell: train(engine_config(config, cell)) for cell in cells}
+        input_size, output_size = task_shape(config.task)
+        yield _event("meta", {"config": config.model_dump(), "cells": cells,
+                              "input_size": input_size, "output_size": output_size,
+                              "seq_len": _sequence_length(config),
+                              "max_seconds": settings.max_training_seconds})
+        started = time.monotonic()
+        reason = "finished"
+        while runs:
+            if time.monotonic() - started > settings.max_training_seconds:
+                reason = "time limit"
+                break
+            # one step of every live model, off the event loop
+            events = await anyio.to_thread.run_sync(_advance, runs, stop)
+            for name, data in events:
+                yield _event(name, data)
+        yield _event("done", {"reason": reason, "seconds": time.monotonic() - started})
+    finally:
+        stop.set()
+        slots.release()
+
+
+def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
+    events = []
+    for cell in list(runs):
+        if stop.is_set():
+            break
+        record = next(runs[cell], None)
+        if record is None:
+            del runs[cell]
+            continue
+        events.append(("step", _step_event(cell, record)))
+        if record.diverged:
+            events.append(("diverged", {"cell": cell, "step": record.step,
+                                        "message": f"{cell} diverged at step {record.step}"}))
+            del runs[cell]
+    return events
+
+
+def _sequence_length(config: TrainingConfig) -> int:
+    if config.task == "delayed_recall":
+        return config.lag + 1
+    return max(config.lag, 10 if config.task == "temporal_order" else 2)
+
+
+@router.get("/train/stream",
+            responses={200: {"content": {"text/event-stream": {}}},
+                       503: {"description": "every training slot is busy (see Retry-After)"}})
+def train_stream(config: Annotated[TrainingConfig, Query()]) -> EventSourceResponse:
+    """Events: ``meta``; ``step`` (cell, step, loss, accuracy (absent for adding), grad_norm,
+    grad_norm_clipped, time_steps, grad_norms) for each model at each step; ``diverged`` for a
+    model that blew up (the others go on); ``done`` last."""
+    if not slots.try_acquire():
+        raise HTTPException(
+            status_code=503, headers={"Retry-After": "30"},
+            detail=f"all {slots.limit} training slots are busy; try again in a minute")
+    return EventSourceResponse(_training_events(config))
