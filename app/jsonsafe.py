@@ -4,6 +4,7 @@ JSON.parse rejects them). A non-finite number becomes null, and every array that
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from typing import Any
@@ -11,7 +12,23 @@ from typing import Any
 import numpy as np
 
 
+def _typed_array(value: dict) -> np.ndarray | None:
+    """plotly.py (>= 6) stores NumPy arrays as {"dtype", "bdata", "shape"}; decode them, so that
+    their non-finite values are nulled and reported like any other, and CSV exports see numbers."""
+    if not (isinstance(value, dict) and "bdata" in value and "dtype" in value):
+        return None
+    array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    shape = value.get("shape")
+    if shape:
+        dims = [int(d) for d in str(shape).split(",")] if isinstance(shape, str) else shape
+        array = array.reshape(dims)
+    return array
+
+
 def _clean(value: Any, path: str, nonfinite: dict[str, int]) -> Any:
+    decoded = _typed_array(value)
+    if decoded is not None:
+        value = decoded
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "c":
             return {"re": _clean(value.real, path + ".re", nonfinite),

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import validation_error_handler
 from app.resources import static_dir
-from app.routers import api, health, pages, vendor
+from app.routers import activations, api, health, pages, train, vendor
 
 
 def create_app() -> FastAPI:
@@ -18,6 +18,8 @@ def create_app() -> FastAPI:
     app.include_router(vendor.router)
     app.include_router(health.router)
     app.include_router(api.router)
+    app.include_router(activations.router)
+    app.include_router(train.router)
     app.include_router(pages.router)
     return app
 

@@ -137,3 +137,15 @@ def test_openapi_lists_the_configuration_fields(client):
     assert {"cell", "nonlinearity", "seq_len", "num_layers", "hidden_size", "input_size",
             "batch_size", "weight_scale", "input_scale", "init", "forget_bias", "loss_at",
             "truncation", "clip", "seed"} <= params
+
+
+@pytest.mark.parametrize("view,config", [
+    ("compare", {"seq_len": 1000, "hidden_size": 256}),  # three cells: 8 gates in all
+    ("bptt", {"seq_len": 1000, "hidden_size": 200, "cell": "lstm"}),  # two runs
+    ("cells", {"seq_len": 1000, "hidden_size": 252, "cell": "rnn"}),  # shown as an lstm
+])
+def test_every_run_a_view_makes_counts_against_the_budget(client, view, config):
+    for response in (client.post(f"/api/simulate?view={view}", json=config),
+                     client.get("/api/simulate/stream", params={**config, "view": view})):
+        assert response.status_code == 422
+        assert "budget" in response.json()["detail"][0]["msg"]

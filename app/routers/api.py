@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app import jsonsafe
 from app.schemas import SimulationConfig
-from app.views import ViewResult, view_builder
+from app.views import ViewResult, budget_error, view_builder
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -33,6 +33,19 @@ def result_document(config: SimulationConfig, view: str, result: ViewResult) -> 
     return document
 
 
+def _within_budget(config: SimulationConfig, view: str) -> None:
+    """Refuses, before any NumPy runs, a view whose runs together exceed the work budget."""
+    message = budget_error(config, view)
+    if message:
+        raise HTTPException(status_code=422, detail=[
+            {"type": "work_budget", "loc": ["query"], "field": None, "msg": message}])
+
+
+def _stream_budget(config: Annotated[SimulationConfig, Query()],
+                   view: Annotated[ViewName, Query()] = "explore") -> None:
+    _within_budget(config, view)
+
+
 def _build(config: SimulationConfig, view: str) -> ViewResult:
     return view_builder(view)(config)
 
@@ -41,11 +54,13 @@ def _build(config: SimulationConfig, view: str) -> ViewResult:
 def simulate_once(config: SimulationConfig,
                   view: Annotated[ViewName, Query()] = "explore") -> Response:
     """Run one simulation and return the whole result (figures included) as strict JSON."""
+    _within_budget(config, view)
     document = result_document(config, view, _build(config, view))
     return Response(jsonsafe.dumps(document), media_type="application/json")
 
 
-@router.get("/simulate/stream", response_class=EventSourceResponse)
+@router.get("/simulate/stream", response_class=EventSourceResponse,
+            dependencies=[Depends(_stream_budget)])
 def simulate_stream(config: Annotated[SimulationConfig, Query()],
                     view: Annotated[ViewName, Query()] = "explore") -> Iterator[ServerSentEvent]:
     """Events: ``meta``; ``progress``; ``backward`` chunks of ||d loss / d h_t|| per layer in the

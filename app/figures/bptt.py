@@ -1,0 +1,335 @@
+"""Figures of the BPTT page (/bptt): full backpropagation through time against truncated BPTT.
+
+The page's configuration runs twice on the same weights and the same data: once with full BPTT
+(truncation 0) and once truncated to chunks of k steps (the configured truncation, or
+``DEFAULT_TRUNCATION`` when that is 0). The full run is the primary one: its backward sweep is
+what the stream sends and what the unrolled-network picture animates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+import engine
+from app.figures.common import (
+    PALETTE,
+    SEQUENTIAL,
+    base_layout,
+    figure,
+    log10_or_nan,
+    positive_or_none,
+)
+from app.schemas import SimulationConfig
+from app.simulation import Simulation, simulate
+from app.views import ViewResult, check, paper_checks, summarize
+from engine.params import GATES
+
+DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks for full BPTT
+MAX_COLUMNS = 60  # the unrolled network shows at most this many time steps
+MAX_REACH_COLUMNS = 400  # state steps of the loss-reach matrices sent to the browser
+# loss_reach pushes one upstream gradient per loss step back through the whole sequence: keep
+# N * T * L * G * H^2 (multiply-adds, per run) near one simulation's work budget.
+REACH_WORK = 250_000_000
+FULL_COLOUR, TRUNCATED_COLOUR = PALETTE[0], PALETTE[3]  # blue, vermillion
+
+
+def unrolled_columns(seq_len: int, max_columns: int = MAX_COLUMNS) -> np.ndarray:
+    """The time steps drawn as columns: all of them, or ``max_columns`` spread evenly with the
+    first and last always included. Integer arithmetic (floor(i (T-1) / (n-1))), so the page's
+    script picks exactly the same steps for its placeholder while the stream runs."""
+    count = min(seq_len, max_columns)
+    if count == 1:
+        return np.zeros(1, dtype=int)
+    return (np.arange(count) * (seq_len - 1)) // (count - 1)
+
+
+def chunk_starts(seq_len: int, k: int) -> np.ndarray:
+    """Steps where truncated BPTT cuts the gradient (no flow from t back to t - 1), t > 0."""
+    return np.arange(k, seq_len, k)
+
+
+def relative_difference(approx: dict, exact: dict) -> float:
+    """||approx - exact|| / ||exact|| over every parameter gradient: 0 when they are equal,
+    nan when only the exact one is 0."""
+    # Scale both by the largest entry first, so gradients of 1e200 do not overflow the squares.
+    largest = max((float(np.max(np.abs(g), initial=0.0)) for g in exact.values()), default=0.0)
+    unit = largest if np.isfinite(largest) and largest > 0 else 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        difference = engine.global_norm({key: (approx[key] - exact[key]) / unit for key in exact})
+        scale = engine.global_norm({key: value / unit for key, value in exact.items()})
+    if difference == 0:
+        return 0.0
+    return difference / scale if scale > 0 else float("nan")
+
+
+def scaled_cosine(a: dict, b: dict) -> float:
+    """engine.cosine after dividing each gradient by its largest entry (the cosine does not
+    change), so gradients of 1e200 still give a number."""
+    def unit(grads: dict) -> dict:
+        largest = max((float(np.max(np.abs(g), initial=0.0)) for g in grads.values()),
+                      default=0.0)
+        scale = largest if np.isfinite(largest) and largest > 0 else 1.0
+        return {key: value / scale for key, value in grads.items()}
+    return engine.cosine(unit(a), unit(b))
+
+
+def band_mask(loss_steps: np.ndarray, seq_len: int, k: int | None) -> np.ndarray:
+    """(N, T) True where d L_t / d h_s may be non-zero: s <= t and, when truncated, s in the
+    same chunk as t (s >= k * floor(t / k))."""
+    states = np.arange(seq_len)[None, :]  # (1, T)
+    losses = np.asarray(loss_steps)[:, None]  # (N, 1)
+    start = 0 if k is None else (losses // k) * k
+    return (states <= losses) & (states >= start)
+
+
+def reach_check(reach: engine.LossReach, seq_len: int, k: int, overflow: int | None) -> dict:
+    """Pass when every d L_t / d h_s of the truncated run outside t's chunk is exactly 0."""
+    label = f"Truncated gradient reaches back at most k = {k} steps"
+    if reach.norms.shape[0] == 0:
+        return check("truncation_reach", label, "n/a", "no step carries a loss")
+    if overflow is not None:
+        return check("truncation_reach", label, "n/a",
+                     f"the truncated run overflowed at t = {overflow}")
+    inside = band_mask(reach.loss_steps, seq_len, k)[:, None, :]  # (N, 1, T)
+    outside = np.where(inside, 0.0, reach.norms)  # (N, L, T)
+    leaks = int(np.count_nonzero(outside))
+    touched = (reach.norms > 0) & ~np.isnan(reach.norms)  # (N, L, T)
+    depth = reach.loss_steps[:, None, None] - np.arange(seq_len)[None, None, :]
+    longest = int(np.max(np.where(touched, depth, -1)))
+    detail = (f"over {len(reach.loss_steps)} loss steps, the longest reach is {longest} "
+              f"step{'s' if longest != 1 else ''} back: L_t touches h_(t−{longest}) at the earliest"
+              if longest >= 0 else "no gradient reached any state")
+    if leaks:
+        detail = f"{leaks} entries outside the band are non-zero; " + detail
+    return check("truncation_reach", label, "fail" if leaks or longest >= k else "pass", detail)
+
+
+def growth_premise(item: dict, config: SimulationConfig) -> dict:
+    """The growth check compares ||d loss / d h_0|| with ||d loss / d h_{T-1}||: a statement
+    about one error travelling back. With a loss at every step, h_0 collects all T losses and
+    h_{T-1} only one, so a larger early gradient is no sign of growth: the check does not apply.
+    """
+    if item["id"] != "growth" or config.loss_at != "all" or item["status"] == "n/a":
+        return item
+    return check("growth", item["label"], "n/a",
+                 "needs the loss at the last step only: with a loss at every step, h₀ "
+                 f"collects all {config.seq_len} losses and h_T−1 just one ({item['detail']})")
+
+
+def strided_reach(reach: engine.LossReach, layer: int) -> dict:
+    """One layer of a loss-reach matrix for the JSON result, at most MAX_REACH_COLUMNS state
+    steps (evenly strided) so a long sequence stays a small response."""
+    seq_len = reach.norms.shape[-1]
+    stride = max(1, -(-seq_len // MAX_REACH_COLUMNS))
+    states = np.arange(0, seq_len, stride)
+    return {"loss_steps": reach.loss_steps, "state_steps": states, "layer": layer,
+            "norms": reach.norms[:, layer][:, states]}
+
+
+def unrolled_figure(full: Simulation, k: int) -> go.Figure:
+    """The network unrolled in time: a node per (layer, step), coloured by log10 ||d loss / d h_t||
+    of full BPTT; a loss node above every step that has a target; dashed lines where truncated
+    BPTT (chunks of k) cuts the backward flow."""
+    trace = full.trace
+    T, L = trace.seq_len, trace.num_layers
+    columns = unrolled_columns(T)
+    n = len(columns)
+    norms = full.grad_norms[:, columns]  # (L, n)
+    colour = log10_or_nan(norms)
+    xs = np.tile(columns, L)  # (L * n,) layer-major: node index = layer * n + column index
+    ys = np.repeat(np.arange(L), n)
+    size = float(np.clip(520 / max(n, 1), 8, 24))
+
+    has_loss = (trace.targets[columns] >= 0).any(axis=1)  # (n,)
+    edge_x, edge_y = [], []
+    for layer in range(L):  # recurrent edges h_{t-1} -> h_t
+        for a, b in zip(columns[:-1], columns[1:], strict=True):
+            edge_x += [a, b, None]
+            edge_y += [layer, layer, None]
+    for step, loss_here in zip(columns, has_loss, strict=True):  # input -> ... -> top (-> loss)
+        edge_x += [step, step, None]
+        edge_y += [-1, L if loss_here else L - 1, None]
+
+    data = [
+        go.Scatter(x=edge_x, y=edge_y, mode="lines", name="connections", showlegend=False,
+                   line=dict(color="#C8CCD2", width=1.2), hoverinfo="skip"),
+        go.Scatter(x=columns, y=np.full(n, -1), mode="markers", name="input xₜ",
+                   showlegend=False, hovertemplate="input x_%{x}<extra></extra>",
+                   marker=dict(symbol="square", size=size * 0.6, color="#9AA0A8")),
+        go.Scatter(x=columns[has_loss], y=np.full(int(has_loss.sum()), L), mode="markers",
+                   name="loss Lₜ", showlegend=False,
+                   hovertemplate="loss L_%{x}: the gradient starts here<extra></extra>",
+                   marker=dict(symbol="diamond", size=size * 0.8, color="#000000")),
+        go.Scatter(
+            x=xs, y=ys, mode="markers", name="hidden states", uid="nodes", showlegend=False,
+            customdata=norms.ravel(),
+            marker=dict(size=size, color=colour.ravel(), colorscale=SEQUENTIAL,
+                        line=dict(width=0.8, color="#333333"),
+                        colorbar=dict(title=dict(text="log₁₀‖∂loss/∂hₜ‖"), thickness=12)),
+            hovertemplate=("h_%{x}, layer %{y}<br>‖∂loss/∂h‖ = %{customdata:.3e}"
+                           "<extra></extra>")),
+    ]
+    title = "Unrolled network, coloured by ‖∂loss/∂hₜ‖ (full BPTT)"
+    if n < T:
+        title += f": {n} of {T} steps shown"
+    layout = base_layout(title, "time step t", "", height=200 + 60 * L)
+    layout["yaxis"].update(tickvals=list(range(-1, L + 1)),
+                           ticktext=["input"] + [f"layer {i}" for i in range(L)] + ["loss"],
+                           range=[-1.7, L + 0.7], showgrid=False)
+    layout["xaxis"].update(range=[-0.5 - T * 0.01, T - 0.5 + T * 0.01], showgrid=False)
+    starts = chunk_starts(T, k)
+    if 0 < len(starts) <= 100:
+        layout["shapes"] = [dict(type="line", xref="x", yref="paper", x0=s - 0.5, x1=s - 0.5,
+                                 y0=0, y1=1, line=dict(color=PALETTE[3], width=1.2, dash="dash"))
+                            for s in starts]
+        layout["annotations"] = [dict(
+            xref="paper", yref="paper", x=1, y=1.02, xanchor="right", yanchor="bottom",
+            showarrow=False, font=dict(size=11, color=PALETTE[3]),
+            text=f"dashed: where truncated BPTT (k = {k}) cuts the backward flow")]
+    layout["meta"] = {"seq_len": T, "num_layers": L, "columns": columns}
+    return figure(data, layout)
+
+
+def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, seq_len: int,
+                 k: int, layer: int) -> go.Figure:
+    """Side by side: log10 ||d L_t / d h_s|| (loss step t down, state step s across) for full
+    and for truncated BPTT, on one colour scale. Blank cells are exact zeros."""
+    full = strided_reach(full_reach, layer)
+    trunc = strided_reach(trunc_reach, layer)
+    z_full, z_trunc = log10_or_nan(full["norms"]), log10_or_nan(trunc["norms"])
+    both = np.concatenate([z_full.ravel(), z_trunc.ravel()])
+    both = both[np.isfinite(both)]
+    zmin, zmax = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    hover = ("loss step t = %{y}<br>state step s = %{x}<br>"
+             "log₁₀‖∂L_t/∂h_s‖ = %{z:.2f}<extra>%{meta}</extra>")
+    data = [
+        go.Heatmap(z=z_full, x=full["state_steps"], y=full["loss_steps"], xaxis="x", yaxis="y",
+                   zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, meta="full BPTT",
+                   name="full BPTT",
+                   colorbar=dict(title=dict(text="log₁₀"), thickness=12), hovertemplate=hover),
+        go.Heatmap(z=z_trunc, x=trunc["state_steps"], y=trunc["loss_steps"], xaxis="x2",
+                   yaxis="y2", zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, showscale=False,
+                   meta=f"truncated, k = {k}", name=f"truncated, k = {k}",
+                   hovertemplate=hover),
+    ]
+    title = "How far back each loss reaches: log₁₀‖∂Lₜ/∂hₛ‖"
+    if layer != full_reach.norms.shape[1] - 1 or full_reach.norms.shape[1] > 1:
+        title += f" (layer {layer})"
+    layout = base_layout(title, "state step s", "loss step t", height=400)
+    y_range = [float(full["loss_steps"].max()) + 0.5, float(full["loss_steps"].min()) - 0.5] \
+        if len(full["loss_steps"]) else None
+    layout["xaxis"].update(domain=[0, 0.45], range=[-0.5, seq_len - 0.5],
+                           title=dict(text="state step s  —  full BPTT"))
+    layout["yaxis"].update(range=y_range, autorange=False if y_range else True)
+    layout["xaxis2"] = dict(domain=[0.53, 0.98], range=[-0.5, seq_len - 0.5], zeroline=False,
+                            anchor="y2", title=dict(text=f"state step s  —  truncated, k = {k}"))
+    layout["yaxis2"] = dict(anchor="x2", matches="y", zeroline=False, showticklabels=False)
+    layout["plot_bgcolor"] = "#F2F2F2"  # blank (exact zero) cells show as pale grey
+    starts = np.concatenate([[0], chunk_starts(seq_len, k)])
+    if len(starts) <= 100 and len(full["loss_steps"]):
+        # Outline each chunk's triangle on the truncated panel: the only place it may be non-zero.
+        layout["shapes"] = [dict(type="path", xref="x2", yref="y2",
+                                 path=(f"M {s - 0.5},{s - 0.5} L {s - 0.5},{e - 0.5} "
+                                       f"L {e - 0.5},{e - 0.5} Z"),
+                                 line=dict(color=PALETTE[3], width=1.2))
+                            for s, e in zip(starts, list(starts[1:]) + [seq_len], strict=True)]
+    return figure(data, layout)
+
+
+def _cut_shapes(seq_len: int, k: int) -> list[dict]:
+    starts = chunk_starts(seq_len, k)
+    if not 0 < len(starts) <= 100:
+        return []
+    return [dict(type="line", xref="x", yref="paper", x0=s - 0.5, x1=s - 0.5, y0=0, y1=1,
+                 line=dict(color="#AAAAAA", width=1, dash="dot")) for s in starts]
+
+
+def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figure:
+    """Each step's share of d loss / d W_hh (top layer, Frobenius norm), full vs truncated."""
+    steps = np.arange(full.trace.seq_len)
+    hover = "t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
+    data = [
+        go.Scatter(x=steps, y=positive_or_none(full.contribution_norms[-1]), mode="lines+markers",
+                   name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
+                   marker=dict(size=4), hovertemplate=hover),
+        go.Scatter(x=steps, y=positive_or_none(trunc.contribution_norms[-1]),
+                   mode="lines+markers", name=f"truncated, k = {k}",
+                   line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"),
+                   marker=dict(size=4, symbol="x"), hovertemplate=hover),
+    ]
+    layout = base_layout("Which steps feed ∂loss/∂W_hh (top layer)", "time step t",
+                         "‖step t's share‖ (log)", log_y=True)
+    layout["shapes"] = _cut_shapes(full.trace.seq_len, k)
+    return figure(data, layout)
+
+
+def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figure:
+    """||d loss / d h_t|| of the top layer against t, full vs truncated, log axis."""
+    steps = np.arange(full.trace.seq_len)
+    hover = "t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
+    data = [
+        go.Scatter(x=steps, y=positive_or_none(full.grad_norms[-1]), mode="lines",
+                   name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
+                   hovertemplate=hover),
+        go.Scatter(x=steps, y=positive_or_none(trunc.grad_norms[-1]), mode="lines",
+                   name=f"truncated, k = {k}",
+                   line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"), hovertemplate=hover),
+    ]
+    layout = base_layout("Gradient norm ‖∂loss/∂hₜ‖ at each step (top layer)", "time step t",
+                         "‖∂loss/∂hₜ‖ (log)", log_y=True)
+    layout["shapes"] = _cut_shapes(full.trace.seq_len, k)
+    return figure(data, layout)
+
+
+def view(config: SimulationConfig) -> ViewResult:
+    k = config.truncation or DEFAULT_TRUNCATION
+    full = simulate(config.model_copy(update={"truncation": 0}))
+    trunc = simulate(config.model_copy(update={"truncation": k}))
+    T = full.trace.seq_len
+    layer = full.trace.num_layers - 1
+    per_loss_step = T * full.trace.num_layers * GATES[config.cell] * config.hidden_size**2
+    loss_steps = int(np.clip(REACH_WORK // max(per_loss_step, 1), 8, 64))
+    full_reach = engine.loss_reach(full.trace, max_loss_steps=loss_steps)
+    trunc_reach = engine.loss_reach(trunc.trace, max_loss_steps=loss_steps)
+
+    g_full, g_trunc = full.trace.grads, trunc.trace.grads
+    recurrent = [key for key in g_full if key.startswith("weight_hh")]
+    columns = unrolled_columns(T)
+    summary = {
+        **summarize(full),
+        "truncation_k": k,
+        "truncation_requested": config.truncation,
+        "truncation_defaulted": config.truncation == 0,
+        "truncation_is_exact": k >= T,
+        "chunks": -(-T // k),
+        "relative_error": relative_difference(g_trunc, g_full),
+        "relative_error_whh": relative_difference({key: g_trunc[key] for key in recurrent},
+                                                  {key: g_full[key] for key in recurrent}),
+        "cosine": scaled_cosine(g_trunc, g_full),
+        "grad_global_norm_full": engine.global_norm(g_full),
+        "grad_global_norm_truncated": engine.global_norm(g_trunc),
+        "truncated_overflow_step": trunc.overflow_step,
+        "unrolled_columns": len(columns),
+        "unrolled_subsampled": len(columns) < T,
+        "reach_layer": layer,
+    }
+    checks = [growth_premise(c, config) for c in paper_checks(full)]
+    checks.append(reach_check(trunc_reach, T, k, trunc.overflow_step))
+    figures = {
+        "unrolled": unrolled_figure(full, k),
+        "reach": reach_figure(full_reach, trunc_reach, T, k, layer),
+        "contributions": contribution_figure(full, trunc, k),
+        "grad_norms": grad_norm_figure(full, trunc, k),
+    }
+    series = {
+        "grad_norms_full": full.grad_norms,
+        "grad_norms_truncated": trunc.grad_norms,
+        "contribution_norms_full": full.contribution_norms,
+        "contribution_norms_truncated": trunc.contribution_norms,
+        "unrolled_steps": columns,
+        "reach_full": strided_reach(full_reach, layer),
+        "reach_truncated": strided_reach(trunc_reach, layer),
+    }
+    return ViewResult(primary=full, summary=summary, checks=checks, figures=figures,
+                      series=series)

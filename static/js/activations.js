@@ -1,0 +1,147 @@
+// The activations page: two sliders (depth n, start x0) kept in the URL, a debounced fetch of
+// GET /api/activations where the latest request wins, and one Plotly.react per figure.
+
+import { debounce } from "./api.js";
+import { applyFigure, download, figureToCsv } from "./plots.js";
+import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+
+// One table drives the URL, the controls and the API query (same names as the API's fields).
+const TABLE = {
+  depth: { type: "int", default: 10 },
+  x0: { type: "float", default: 0.5 },
+};
+const FIGURE_NAMES = ["curves", "iterates", "chain", "spread"];
+
+const root = document.getElementById("activations");
+const controls = document.getElementById("act-controls");
+const statusLine = document.getElementById("act-status");
+const errorBox = document.getElementById("act-error");
+
+let state = readState(TABLE);
+let latestRequest = 0; // incremented per request; a response for an older id is ignored
+let figures = {};
+
+function readControls() {
+  const next = {};
+  for (const element of controls.querySelectorAll("[data-param]")) {
+    next[element.dataset.param] = readControl(TABLE, element);
+  }
+  return next;
+}
+
+// Sliders clamp and snap what the URL asked for (depth=80 becomes 50): keep the state equal to
+// what the controls show, so the API is never asked for a value the page does not display.
+fillControls(controls, state);
+state = readControls();
+writeState(TABLE, state);
+
+async function refresh() {
+  const requestId = ++latestRequest;
+  root.setAttribute("aria-busy", "true");
+  statusLine.textContent = "Computing…";
+  try {
+    const response = await fetch(`/api/activations?${toQuery(TABLE, state)}`);
+    const body = await response.json();
+    if (requestId !== latestRequest) return; // a newer request is on its way
+    if (!response.ok) {
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : "";
+      showError(detail || `request failed (HTTP ${response.status})`);
+      return;
+    }
+    figures = body.figures;
+    await applyAll();
+    if (requestId !== latestRequest) return;
+    hideError();
+    showSummary(body.summary, body.nonfinite);
+    root.dataset.renderedDepth = String(body.summary.depth);
+    root.dataset.renderedX0 = String(body.summary.x0);
+  } catch (error) {
+    if (requestId === latestRequest) showError(`the server is not answering (${error.message})`);
+  } finally {
+    if (requestId === latestRequest) root.removeAttribute("aria-busy");
+  }
+}
+
+function applyAll() {
+  return Promise.all(FIGURE_NAMES.map((name) => {
+    const element = document.getElementById(`fig-${name}`);
+    const figure = figures[name];
+    // Plotly's responsive resize (window resize, projector mode, a full-page screenshot) sizes
+    // the plot to its container: give the container the figure's height, or it collapses.
+    if (element && figure?.layout?.height) element.style.height = `${figure.layout.height}px`;
+    return applyFigure(element, figure);
+  }));
+}
+
+const scheduleRefresh = debounce(refresh, 80);
+
+controls.addEventListener("input", (event) => {
+  const element = event.target.closest("[data-param]");
+  if (!element) return;
+  state = { ...state, [element.dataset.param]: readControl(TABLE, element) };
+  showValue(element);
+  writeState(TABLE, state);
+  scheduleRefresh();
+});
+
+// Projector mode changes fonts and line widths in plots.applyFigure: re-apply the figures.
+// (present.js registers its click handler first, so the body class is already toggled here.)
+document.getElementById("present-toggle")?.addEventListener("click", () => {
+  if (Object.keys(figures).length) applyAll();
+});
+
+root.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-download]");
+  if (!button) return;
+  const name = button.dataset.figure;
+  const figure = figures[name];
+  if (!figure) return;
+  const stem = `activations-${name}-depth${state.depth}-x0${state.x0}`;
+  if (button.dataset.download === "csv") download(`${stem}.csv`, figureToCsv(figure), "text/csv");
+  else download(`${stem}.json`, JSON.stringify(figure, null, 1), "application/json");
+});
+
+function format(value) {
+  if (value === null || value === undefined) return "overflow";
+  if (value === 0) return "0";
+  const size = Math.abs(value);
+  return size >= 1e-3 && size < 1e4 ? Number(value.toPrecision(4)).toString()
+    : value.toExponential(2);
+}
+
+function showSummary(summary, nonfinite) {
+  document.getElementById("act-summary-caption").textContent =
+    `After n = ${summary.depth} steps from x₀ = ${summary.x0}`;
+  const maxima = { sigmoid: summary.sigmoid_grad_max, tanh: summary.tanh_grad_max };
+  for (const row of document.querySelectorAll("#act-summary tbody tr")) {
+    const name = row.dataset.function;
+    const chain = summary.chains[name];
+    const cells = {
+      grad_max: maxima[name], value: chain.value,
+      grad_product: chain.grad_product, best_case: chain.best_case,
+    };
+    for (const [field, value] of Object.entries(cells)) {
+      row.querySelector(`[data-field="${field}"]`).textContent = format(value);
+    }
+  }
+  const overflowed = Object.keys(nonfinite || {});
+  const ratio = summary.chains.tanh.grad_product / summary.chains.sigmoid.grad_product;
+  statusLine.textContent = overflowed.length
+    ? `Some numbers overflowed and are shown as gaps: ${overflowed.join(", ")}.`
+    : summary.depth === 0
+      ? "n = 0: nothing has been applied yet, so every product of slopes is 1."
+      : `After ${summary.depth} steps the tanh gradient is ${format(ratio)} times the sigmoid one.`;
+}
+
+function showError(message) {
+  errorBox.textContent = `Could not update the plots: ${message}`;
+  errorBox.hidden = false;
+  statusLine.textContent = "";
+}
+
+function hideError() {
+  errorBox.hidden = true;
+  errorBox.textContent = "";
+}
+
+refresh();

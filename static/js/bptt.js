@@ -1,0 +1,339 @@
+// /bptt: full against truncated backpropagation through time. Every control writes the URL and
+// reruns both simulations (debounced, latest wins). While the stream arrives, the unrolled
+// network lights up column by column from the loss backwards; then the server's figures replace
+// the animation.
+
+import { debounce, openStream } from "./api.js";
+import { applyFigures, download, figureToCsv } from "./plots.js";
+import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+
+// The names and defaults of app.schemas.SimulationConfig, except two page defaults that differ
+// (and are therefore always sent: toQuery sends every field): a loss at every step, so the band
+// of the reach matrix shows, and truncation k = 10 rather than "off".
+export const TABLE = {
+  cell: { type: "str", default: "rnn" },
+  nonlinearity: { type: "str", default: "tanh" },
+  seq_len: { type: "int", default: 50 },
+  num_layers: { type: "int", default: 1 },
+  hidden_size: { type: "int", default: 32 },
+  weight_scale: { type: "float", default: 1.0 },
+  init: { type: "str", default: "orthogonal" },
+  loss_at: { type: "str", default: "all" }, // SimulationConfig: "last"
+  truncation: { type: "int", default: 10 }, // SimulationConfig: 0 (full BPTT)
+  seed: { type: "int", default: 0 },
+};
+const MAX_COLUMNS = 60; // as app/figures/bptt.py MAX_COLUMNS
+const FRAME_MS = 45; // one streamed chunk of the sweep per frame: about a second per run
+const DIM = 0.15; // opacity of a node the backward sweep has not reached yet
+
+const $ = (id) => document.getElementById(id);
+const controls = $("controls");
+const statusLine = $("status");
+const progress = $("progress");
+const overflowMarker = $("overflow-marker");
+const errorBox = $("error-box");
+const unrolled = $("fig-unrolled");
+
+let state = readState(TABLE);
+let lastResult = null;
+let sweep = null;
+let run = 0;
+
+// ---- controls -----------------------------------------------------------------------------
+
+function updateEnabled() {
+  $("ctl-nonlinearity").disabled = state.cell !== "rnn";
+}
+
+fillControls(controls, state);
+updateEnabled();
+const rerun = debounce(simulate, 120);
+controls.addEventListener("input", (event) => {
+  const element = event.target.closest("[data-param]");
+  if (!element) return;
+  state = { ...state, [element.dataset.param]: readControl(TABLE, element) };
+  showValue(element);
+  updateEnabled();
+  writeState(TABLE, state);
+  rerun();
+});
+
+// ---- the backward sweep, played out a chunk per frame -------------------------------------
+
+// The steps drawn as columns, exactly as app/figures/bptt.py unrolled_columns picks them.
+function columnsFor(seqLen) {
+  const count = Math.min(seqLen, MAX_COLUMNS);
+  if (count === 1) return [0];
+  return Array.from({ length: count }, (_, i) => Math.floor((i * (seqLen - 1)) / (count - 1)));
+}
+
+function nodeTraceIndex(element) {
+  return (element.data ?? []).findIndex((trace) => trace.uid === "nodes");
+}
+
+// A placeholder grid when the figure on screen has another shape (or there is none yet).
+function skeleton(seqLen, layers, columns) {
+  const x = [];
+  const y = [];
+  for (let layer = 0; layer < layers; layer += 1) for (const step of columns) { x.push(step); y.push(layer); }
+  const size = Math.min(24, Math.max(8, 520 / columns.length));
+  const layout = {
+    title: { text: "Unrolled network: backward sweep arriving…", x: 0.01, xanchor: "left" },
+    height: 200 + 60 * layers,
+    margin: { l: 64, r: 20, t: 44, b: 48 },
+    xaxis: { title: { text: "time step t" }, range: [-0.5 - seqLen * 0.01, seqLen - 0.5 + seqLen * 0.01],
+             showgrid: false, zeroline: false },
+    yaxis: { tickvals: [...Array(layers).keys()], ticktext: [...Array(layers).keys()].map((l) => `layer ${l}`),
+             range: [-1.7, layers + 0.7], showgrid: false, zeroline: false },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#FFFFFF",
+    meta: { seq_len: seqLen, num_layers: layers, columns },
+    uirevision: "keep",
+  };
+  const data = [{
+    type: "scatter", mode: "markers", uid: "nodes", x, y, showlegend: false, hoverinfo: "skip",
+    marker: { size, color: x.map(() => null), colorscale: "Viridis", opacity: DIM,
+              line: { width: 0.8, color: "#333333" } },
+  }];
+  return window.Plotly.react(unrolled, data, layout, { displaylogo: false, responsive: true });
+}
+
+class Sweep {
+  constructor() { this.queue = []; this.timer = null; this.done = null; this.ready = null; this.cancelled = false; }
+
+  // Prepares the unrolled picture: the figure on screen, dimmed, if it has this shape.
+  start(seqLen, layers) {
+    const columns = columnsFor(seqLen);
+    const meta = unrolled.layout?.meta;
+    const same = meta && meta.seq_len === seqLen && meta.num_layers === layers;
+    this.ready = (same ? Promise.resolve() : skeleton(seqLen, layers, columns)).then(() => {
+      if (this.cancelled) return;
+      this.nodes = nodeTraceIndex(unrolled);
+      this.columns = new Map(columns.map((step, i) => [step, i]));
+      this.count = columns.length;
+      // Figures arrive with base64-typed arrays; Plotly's decoded copy is in _fullData.
+      const shown = unrolled._fullData?.[this.nodes]?.marker?.color;
+      this.colours = Array.from({ length: this.count * layers }, (_, i) => {
+        const value = shown?.[i];
+        return typeof value === "number" && Number.isFinite(value) ? value : null;
+      });
+      this.opacity = this.colours.map(() => DIM);
+      this.shapes = [...(unrolled.layout.shapes ?? [])].filter((s) => s.name !== "sweep");
+      this.seqLen = seqLen;
+      return window.Plotly.restyle(unrolled, { "marker.opacity": [this.opacity] }, [this.nodes]);
+    });
+  }
+
+  push(chunk) {
+    this.queue.push(chunk);
+    if (!this.timer) this.timer = setTimeout(() => this.tick(), 0);
+  }
+
+  // Calls `callback` once every queued chunk has been shown.
+  finish(callback) {
+    this.done = callback;
+    if (!this.timer) this.timer = setTimeout(() => this.tick(), 0);
+  }
+
+  cancel() { this.cancelled = true; clearTimeout(this.timer); this.queue = []; this.done = null; }
+
+  async tick() {
+    await this.ready;
+    if (this.cancelled) return;
+    const chunk = this.queue.shift();
+    if (!chunk) {
+      this.timer = null;
+      const callback = this.done;
+      this.done = null;
+      callback?.();
+      return;
+    }
+    chunk.steps.forEach((step, i) => {
+      const column = this.columns.get(step);
+      if (column === undefined) return;
+      chunk.norms[i].forEach((norm, layer) => {
+        const node = layer * this.count + column;
+        this.colours[node] = norm > 0 ? Math.log10(norm) : null;
+        this.opacity[node] = 1;
+      });
+    });
+    const earliest = Math.min(...chunk.steps);
+    progress.value = 0.5 + 0.45 * (1 - earliest / Math.max(1, this.seqLen));
+    const line = { type: "line", name: "sweep", xref: "x", yref: "paper", x0: earliest - 0.5,
+                   x1: earliest - 0.5, y0: 0, y1: 1, line: { color: "#E69F00", width: 4 } };
+    await window.Plotly.update(unrolled,
+      { "marker.color": [this.colours], "marker.opacity": [this.opacity] },
+      { shapes: [...this.shapes, line] }, [this.nodes]);
+    setStatus(`Backward sweep (full BPTT): reached t = ${earliest}`, "computing");
+    this.timer = setTimeout(() => this.tick(), FRAME_MS);
+  }
+}
+
+// Plays the full run's sweep again from the last result, without asking the server.
+function replay() {
+  if (!lastResult) return;
+  const norms = lastResult.series.grad_norms_full; // (L, T)
+  const layers = norms.length;
+  const seqLen = norms[0].length;
+  sweep?.cancel();
+  sweep = new Sweep();
+  sweep.start(seqLen, layers);
+  const size = Math.max(1, Math.ceil(seqLen / 24));
+  for (let stop = seqLen; stop > 0; stop -= size) {
+    const steps = [];
+    for (let t = stop - 1; t >= Math.max(stop - size, 0); t -= 1) steps.push(t);
+    sweep.push({ steps, norms: steps.map((t) => norms.map((row) => row[t])) });
+  }
+  const result = lastResult;
+  sweep.finish(() => {
+    applyFigures({ unrolled: structuredClone(result.figures.unrolled) });
+    setStatus(doneText(result.summary), "done");
+  });
+}
+$("replay").addEventListener("click", replay);
+
+// ---- one simulation -----------------------------------------------------------------------
+
+function setStatus(text, kind) {
+  statusLine.textContent = text;
+  statusLine.dataset.state = kind;
+}
+
+function simulate() {
+  run += 1;
+  statusLine.dataset.run = String(run);
+  setStatus("Running full and truncated BPTT…", "computing");
+  progress.value = 0;
+  sweep?.cancel();
+  const mine = new Sweep();
+  sweep = mine;
+  const query = toQuery(TABLE, state);
+  query.set("view", "bptt");
+  openStream("/api/simulate/stream", query.toString(), {
+    meta(data) { mine.start(data.seq_len, data.num_layers); },
+    progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
+    backward(data) { mine.push(data); },
+    result(data) { mine.finish(() => showResult(data)); },
+    error(message) { mine.cancel(); showError(message); },
+  });
+}
+
+function showResult(result) {
+  lastResult = result;
+  errorBox.hidden = true;
+  progress.value = 1;
+  // Plotly keeps the trace objects it is given and the sweep restyles them in place: hand it a
+  // copy, so the result kept for replays and downloads stays as the server sent it.
+  const rendered = applyFigures(structuredClone(result.figures));
+  showSummary(result.summary);
+  showChecks(result.checks);
+  for (const button of document.querySelectorAll(".figure-downloads button, #replay")) button.disabled = false;
+  rendered.then(() => { statusLine.dataset.rendered = statusLine.dataset.run; });
+}
+
+const fmt = (value) => (value === null || value === undefined ? "not finite"
+  : value === 0 ? "0"
+    : Math.abs(value) >= 1e4 || Math.abs(value) < 1e-3
+      ? value.toExponential(2) : Number(value.toPrecision(3)).toString());
+
+function doneText(summary) {
+  return `Done: loss ${fmt(summary.loss)} · truncated BPTT with k = ${summary.truncation_k} ` +
+    `over ${summary.chunks} chunk${summary.chunks === 1 ? "" : "s"}`;
+}
+
+function showSummary(summary) {
+  setStatus(doneText(summary), "done");
+  const items = [
+    [`k = ${summary.truncation_k}`, "truncation used (steps per chunk)"],
+    [fmt(summary.relative_error), "relative error ‖g_trunc − g_full‖ / ‖g_full‖, all weights"],
+    [fmt(summary.relative_error_whh), "the same for W_hh alone"],
+    [fmt(summary.cosine), "cosine between truncated and full gradient"],
+    [fmt(summary.grad_norm_first), "full ‖∂loss/∂h₀‖ (top layer)"],
+    [fmt(summary.grad_norm_last), "full ‖∂loss/∂h_T−1‖ (top layer)"],
+  ];
+  $("summary").replaceChildren(...items.map(([value, what]) => {
+    const li = document.createElement("li");
+    li.append(Object.assign(document.createElement("span"), { className: "value", textContent: value }),
+      Object.assign(document.createElement("span"), { className: "what", textContent: what }));
+    return li;
+  }));
+  const notes = [];
+  if (summary.truncation_defaulted) notes.push("Truncation was 0 (off), so the comparison uses k = 10.");
+  if (summary.truncation_is_exact) {
+    notes.push(`k ≥ T: one chunk holds the whole sequence, so truncated BPTT is exactly full BPTT here.`);
+  } else {
+    notes.push(`A relative error of ${fmt(summary.relative_error)} means the truncated update points ` +
+      `${summary.cosine > 0.99 ? "almost the same way as" : "noticeably away from"} the exact one ` +
+      `(cosine ${fmt(summary.cosine)}).`);
+  }
+  if (summary.unrolled_subsampled) {
+    notes.push(`The unrolled network shows ${summary.unrolled_columns} evenly spread steps of the sequence.`);
+  }
+  $("summary-note").textContent = notes.join(" ");
+  const step = summary.overflow_step ?? summary.truncated_overflow_step;
+  overflowMarker.hidden = step === null || step === undefined;
+  overflowMarker.textContent = overflowMarker.hidden ? ""
+    : `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
+      "the plots leave those points out.";
+}
+
+const SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
+
+function showChecks(checks) {
+  $("checks").replaceChildren(...checks.map((item) => {
+    const li = document.createElement("li");
+    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
+    li.dataset.check = item.id;
+    const symbol = Object.assign(document.createElement("span"), {
+      className: "symbol", textContent: SYMBOLS[item.status] ?? "?" });
+    symbol.setAttribute("aria-label", item.status === "n/a" ? "not applicable" : item.status);
+    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
+    const detail = Object.assign(document.createElement("span"), {
+      className: "detail", textContent: item.detail });
+    li.append(symbol, " ", label, " ", detail);
+    return li;
+  }));
+}
+
+function showError(message) {
+  setStatus("The server could not run this configuration.", "error");
+  progress.value = 0;
+  errorBox.hidden = false;
+  errorBox.textContent = `Error: ${message}`;
+}
+
+// ---- downloads ----------------------------------------------------------------------------
+
+// The unrolled picture's values live in marker colours, which a generic CSV would lose: write
+// the full run's norms at every step instead.
+function csvFor(name) {
+  if (name !== "unrolled") return figureToCsv(lastResult.figures[name]);
+  const rows = ["layer,t,grad_norm_full,grad_norm_truncated"];
+  const full = lastResult.series.grad_norms_full;
+  const trunc = lastResult.series.grad_norms_truncated;
+  full.forEach((row, layer) => row.forEach((value, t) => {
+    rows.push([layer, t, value ?? "", trunc[layer][t] ?? ""].join(","));
+  }));
+  return rows.join("\n");
+}
+
+for (const holder of document.querySelectorAll(".figure-downloads")) {
+  const name = holder.dataset.figure;
+  for (const format of ["CSV", "JSON"]) {
+    const button = Object.assign(document.createElement("button"), {
+      type: "button", textContent: format, disabled: true });
+    button.setAttribute("aria-label", `Download the data of the ${name.replace("_", " ")} plot as ${format}`);
+    button.addEventListener("click", () => {
+      if (!lastResult?.figures[name]) return;
+      if (format === "CSV") download(`bptt-${name}.csv`, csvFor(name), "text/csv");
+      else {
+        const payload = { config: lastResult.config, figure: name, data: lastResult.figures[name].data };
+        download(`bptt-${name}.json`, JSON.stringify(payload, null, 1), "application/json");
+      }
+    });
+    holder.append(button);
+  }
+}
+$("replay").disabled = true;
+
+simulate();

@@ -1,0 +1,96 @@
+"""The BPTT and compare pages in a real browser, used as a person would."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import screenshot
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT = 30_000
+
+
+def wait_rendered(page, run: int | None = None) -> None:
+    """Until the status line says the latest run's figures are on screen."""
+    page.wait_for_function(
+        "() => { const s = document.getElementById('status');"
+        " return s.dataset.rendered && s.dataset.rendered === s.dataset.run; }",
+        timeout=TIMEOUT)
+    if run is not None:
+        assert int(page.locator("#status").get_attribute("data-rendered")) >= run
+
+
+def plotted(page, name: str) -> bool:
+    return page.evaluate(
+        f"() => {{ const d = document.getElementById('fig-{name}');"
+        " return !!(d && d.data && d.data.length && d.querySelector('.main-svg')); }")
+
+
+def truncated_line(page) -> list:
+    return page.evaluate(
+        "() => Array.from(document.getElementById('fig-grad_norms')._fullData[1].y)")
+
+
+def test_bptt_page_draws_and_animates(page):
+    page.goto(page.base_url + "/bptt")
+    wait_rendered(page)
+    for name in ("unrolled", "reach", "contributions", "grad_norms"):
+        assert plotted(page, name), f"fig-{name} was not drawn"
+    assert "k = 10" in page.locator("#summary").inner_text()
+    assert page.locator("#checks li[data-check='truncation_reach'].pass").count() == 1
+    assert page.locator(".figure-downloads[data-figure='reach'] button").count() == 2
+    # The replay lights the columns up progressively: nodes start dimmed.
+    page.click("#replay")
+    page.wait_for_function(
+        "() => { const d = document.getElementById('fig-unrolled');"
+        " const t = d.data.find((x) => x.uid === 'nodes');"
+        " const o = t.marker.opacity; return Array.isArray(o) && o.some((v) => v < 1); }",
+        timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => { const d = document.getElementById('fig-unrolled');"
+        " const t = d.data.find((x) => x.uid === 'nodes');"
+        " return !Array.isArray(t.marker.opacity); }", timeout=TIMEOUT)
+    screenshot(page, "bptt")
+
+
+def test_truncation_control_changes_the_data_and_the_url(page):
+    page.goto(page.base_url + "/bptt?seq_len=40")
+    wait_rendered(page)
+    before = truncated_line(page)
+    page.fill("#ctl-truncation", "5")
+    page.wait_for_function("() => location.search.includes('truncation=5')", timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => document.getElementById('summary').innerText.includes('k = 5')",
+        timeout=TIMEOUT)
+    wait_rendered(page)
+    assert truncated_line(page) != before
+    assert "seq_len=40" in page.url
+
+
+def test_truncation_is_restored_from_the_url(page):
+    page.goto(page.base_url + "/bptt?truncation=5")
+    assert page.input_value("#ctl-truncation") == "5"
+    wait_rendered(page)
+    assert "k = 5" in page.locator("#summary").inner_text()
+
+
+def test_bad_value_shows_the_422_message(page):
+    page.goto(page.base_url + "/bptt?truncation=5000")
+    page.wait_for_selector("#error-box:not([hidden])", timeout=TIMEOUT)
+    assert "truncation" in page.locator("#error-box").inner_text()
+    # The browser logs the expected 422 itself; that is the point of this test, not an error.
+    page.watch.errors[:] = [e for e in page.watch.errors if "422" not in e]
+
+
+def test_compare_page_draws_three_cells(page):
+    page.goto(page.base_url + "/compare")
+    wait_rendered(page)
+    for name in ("grad_norms", "retention"):
+        assert plotted(page, name), f"fig-{name} was not drawn"
+    assert page.locator("#cell-table tbody tr").count() == 3
+    names = page.evaluate(
+        "() => document.getElementById('fig-grad_norms').data.map((t) => t.name)")
+    assert {"rnn", "lstm", "gru"} <= set(names)
+    assert page.locator("#checks li[data-check='lstm_keeps_more']").count() == 1
+    screenshot(page, "compare")
