@@ -30,8 +30,8 @@ def forward(x_proj, weight_hh, bias_hh, h0, c0=None, nonlinearity="tanh"):
         dphi = 1.0 - hidden * hidden
     elif nonlinearity == "sigmoid":
         # sigmoid(a) = 0.5 + 0.5 tanh(a / 2): one ufunc per step instead of an exp and a divide
-        pre *= 0.5
-        w_hh_t *= 0.5
+        pre *= 0.5  # pre is our own array; the weights are the caller's and must stay intact
+        w_hh_t = weight_hh.T * 0.5
         for t in range(seq_len):
             h = np.tanh(pre[t] + h @ w_hh_t, out=hidden[t])
             h *= 0.5
