@@ -14,6 +14,7 @@ NAV_LINKS: tuple[tuple[str, str], ...] = (
     ("/bptt", "BPTT"),
     ("/cells", "Cells"),
     ("/compare", "Compare"),
+    ("/train", "Training lab"),
 )
 
 templates = Jinja2Templates(directory=templates_dir())

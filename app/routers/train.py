@@ -18,13 +18,17 @@ import anyio
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.sse import EventSourceResponse, format_sse_event
 
+import numpy as np
+
 from app import jsonsafe
+from app.figures import train as train_figures
 from app.schemas import TrainingConfig
 from app.settings import Settings
 from engine.tasks import task_shape
 from engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
+MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
 settings = Settings.from_env()
 
 
@@ -82,10 +86,17 @@ async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
         cells = config.cell_list
         runs = {cell: train(engine_config(config, cell)) for cell in cells}
         input_size, output_size = task_shape(config.task)
+        seq_len = _sequence_length(config)
+        regression = config.task == "adding"
+        chance = 1.0 / 6.0 if regression else 1.0 / output_size
+        time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
+                               .round().astype(int)).tolist()
+        figures = train_figures.build(cells, regression, chance, time_steps)
         yield _event("meta", {"config": config.model_dump(), "cells": cells,
                               "input_size": input_size, "output_size": output_size,
-                              "seq_len": _sequence_length(config),
-                              "max_seconds": settings.max_training_seconds})
+                              "seq_len": seq_len, "chance": chance,
+                              "max_seconds": settings.max_training_seconds,
+                              "figures": {k: f.to_plotly_json() for k, f in figures.items()}})
         started = time.monotonic()
         reason = "finished"
         while runs:

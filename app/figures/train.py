@@ -1,0 +1,60 @@
+"""Figures of the training lab (/train): built empty here, then filled in the browser with
+``Plotly.extendTraces`` as ``step`` events arrive."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from app.figures.common import CELL_COLOURS, SEQUENTIAL, base_layout, figure
+
+
+def loss_figure(cells: list[str], regression: bool) -> go.Figure:
+    data = [go.Scatter(x=[], y=[], mode="lines", name=cell,
+                       line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
+    label = "squared error (log)" if regression else "cross-entropy (log)"
+    return figure(data, base_layout("Training loss", "training step", label, log_y=True))
+
+
+def accuracy_figure(cells: list[str], chance: float) -> go.Figure:
+    data = [go.Scatter(x=[], y=[], mode="lines", name=cell,
+                       line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
+    layout = base_layout("Accuracy at the answer step", "training step", "accuracy")
+    layout["yaxis"]["range"] = [0, 1.02]
+    layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=chance, y1=chance,
+                             line=dict(color="#777777", dash="dot", width=1.5))]
+    layout["annotations"] = [dict(xref="paper", x=1, y=chance, yshift=10, xanchor="right",
+                                  text=f"chance = {chance:.3g}", showarrow=False)]
+    return figure(data, layout)
+
+
+def grad_norm_figure(cells: list[str]) -> go.Figure:
+    data = []
+    for cell in cells:
+        data.append(go.Scatter(x=[], y=[], mode="lines", name=f"{cell} before clipping",
+                               line=dict(color=CELL_COLOURS[cell], width=2)))
+        data.append(go.Scatter(x=[], y=[], mode="lines", name=f"{cell} after",
+                               line=dict(color=CELL_COLOURS[cell], width=2, dash="dot")))
+    return figure(data, base_layout("Gradient norm per update", "training step",
+                                    "global norm (log)", log_y=True))
+
+
+def heatmap_figure(cell: str, time_steps: list[int]) -> go.Figure:
+    """Training step x time step of log10 ||d loss / d h_t||: each update adds a row."""
+    data = [go.Heatmap(z=[], x=time_steps, y=[], colorscale=SEQUENTIAL, zmin=-8, zmax=0,
+                       colorbar=dict(title=dict(text="log₁₀"), thickness=12),
+                       hovertemplate="step %{y}<br>t = %{x}<br>log₁₀‖∂loss/∂hₜ‖ = %{z:.2f}"
+                                     "<extra>" + cell + "</extra>")]
+    layout = base_layout(f"{cell}: how far back the gradient reaches, update by update",
+                         "time step t in the sequence (the answer is at the right)",
+                         "training step", height=300)
+    return figure(data, layout)
+
+
+def build(cells: list[str], regression: bool, chance: float, time_steps: list[int]
+          ) -> dict[str, go.Figure]:
+    figures = {"loss": loss_figure(cells, regression), "grad_norm": grad_norm_figure(cells)}
+    if not regression:
+        figures["accuracy"] = accuracy_figure(cells, chance)
+    for cell in cells:
+        figures[f"heatmap_{cell}"] = heatmap_figure(cell, time_steps)
+    return figures

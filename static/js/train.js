@@ -1,0 +1,171 @@
+// Training lab: start a stream, extend the curves step by step, stop on demand.
+// Closing the tab or pressing Stop closes the EventSource, and the server stops training.
+import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+import { applyFigure } from "./plots.js";
+
+const defaults = JSON.parse(document.getElementById("train-defaults").textContent);
+const TYPES = { lag: "int", hidden_size: "int", batch_size: "int", truncation: "int",
+  steps: "int", seed: "int", lr: "float", clip: "float", forget_bias: "float" };
+const TABLE = Object.fromEntries(Object.entries(defaults).map(
+  ([name, value]) => [name, { type: TYPES[name] ?? "str", default: value }]));
+
+const form = document.getElementById("controls");
+const statusLine = document.getElementById("status");
+const errorBox = document.getElementById("error-box");
+const notes = document.getElementById("cell-notes");
+const startButton = document.getElementById("start");
+const stopButton = document.getElementById("stop");
+let state = readState(TABLE);
+let source = null;
+let pending = [];  // step events waiting for the next animation frame
+let divs = {};
+
+function syncCells() {
+  const chosen = new Set(state.cells.split(","));
+  for (const box of document.querySelectorAll(".cell-box")) box.checked = chosen.has(box.value);
+}
+
+function onControl(event) {
+  const element = event.target;
+  if (element.classList.contains("cell-box")) {
+    const chosen = [...document.querySelectorAll(".cell-box")].filter((b) => b.checked);
+    if (chosen.length === 0) { element.checked = true; return; }  // at least one model
+    state.cells = chosen.map((b) => b.value).join(",");
+  } else if (element.dataset.param) {
+    state[element.dataset.param] = readControl(TABLE, element);
+    showValue(element);
+  }
+  writeState(TABLE, state);
+}
+
+function setRunning(running) {
+  startButton.disabled = running;
+  stopButton.disabled = !running;
+  statusLine.dataset.state = running ? "computing" : "done";
+}
+
+function stop(message) {
+  if (source) { source.close(); source = null; }
+  setRunning(false);
+  if (message) statusLine.textContent = message;
+}
+
+function start() {
+  stop();
+  errorBox.hidden = true;
+  notes.replaceChildren();
+  pending = [];
+  const query = toQuery(TABLE, state);
+  const url = `/api/train/stream?${query}`;
+  source = new EventSource(url);
+  const mine = source;
+  setRunning(true);
+  statusLine.textContent = "Starting…";
+  source.addEventListener("meta", (event) => setUp(JSON.parse(event.data)));
+  source.addEventListener("step", (event) => {
+    pending.push(JSON.parse(event.data));
+    if (pending.length === 1) requestAnimationFrame(flush);
+  });
+  source.addEventListener("diverged", (event) => {
+    const data = JSON.parse(event.data);
+    addNote("fail", "✗", data.message);
+  });
+  source.addEventListener("done", (event) => {
+    const data = JSON.parse(event.data);
+    flush();
+    stop(`Done (${data.reason}) after ${data.seconds.toFixed(1)} s.`);
+  });
+  source.onerror = () => {
+    if (source !== mine) return;
+    stop();
+    fetch(url).then(async (response) => {
+      if (response.ok) return;
+      const body = await response.json().catch(() => ({}));
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ")
+        : body.detail;
+      showError(`${detail ?? "request failed"} (HTTP ${response.status})`);
+    }).catch(() => showError("The server is not answering."));
+  };
+}
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+  statusLine.textContent = "Not started.";
+}
+
+function addNote(kind, symbol, text) {
+  const item = document.createElement("li");
+  item.className = `check ${kind}`;
+  item.innerHTML = `<span class="symbol" aria-hidden="true">${symbol}</span> `;
+  item.append(text);
+  notes.append(item);
+}
+
+function setUp(meta) {
+  const figures = meta.figures;
+  document.getElementById("accuracy-block").hidden = !figures.accuracy;
+  const heatmaps = document.getElementById("heatmaps");
+  heatmaps.replaceChildren();
+  divs = { loss: document.getElementById("fig-loss"),
+    accuracy: document.getElementById("fig-accuracy"),
+    grad_norm: document.getElementById("fig-grad_norm") };
+  for (const cell of meta.cells) {
+    const div = document.createElement("div");
+    div.id = `fig-heatmap_${cell}`;
+    div.className = "figure";
+    heatmaps.append(div);
+    divs[`heatmap_${cell}`] = div;
+  }
+  for (const [name, figure] of Object.entries(figures)) applyFigure(divs[name], figure);
+  divs.cells = meta.cells;
+  statusLine.textContent = `Training ${meta.cells.join(", ")} on ${meta.config.task.replace("_", " ")}`
+    + ` (sequence length ${meta.seq_len})…`;
+}
+
+// Appends every step that arrived since the last frame: one extendTraces per plot.
+function flush() {
+  if (!pending.length || !divs.cells) return;
+  const batch = pending;
+  pending = [];
+  const cells = divs.cells;
+  const lossX = cells.map(() => []), lossY = cells.map(() => []);
+  const accY = cells.map(() => []);
+  const gradX = [], gradY = [];
+  cells.forEach(() => { gradX.push([], []); gradY.push([], []); });
+  const rows = Object.fromEntries(cells.map((c) => [c, { z: [], y: [] }]));
+  let latest = null;
+  for (const step of batch) {
+    const k = cells.indexOf(step.cell);
+    lossX[k].push(step.step); lossY[k].push(step.loss);
+    if ("accuracy" in step) accY[k].push(step.accuracy);
+    gradX[2 * k].push(step.step); gradY[2 * k].push(step.grad_norm);
+    gradX[2 * k + 1].push(step.step); gradY[2 * k + 1].push(step.grad_norm_clipped);
+    rows[step.cell].z.push(step.grad_norms.map((v) => (v > 0 ? Math.log10(v) : null)));
+    rows[step.cell].y.push(step.step);
+    latest = step;
+  }
+  const indices = cells.map((_, k) => k);
+  Plotly.extendTraces(divs.loss, { x: lossX, y: lossY }, indices);
+  if (!document.getElementById("accuracy-block").hidden) {
+    Plotly.extendTraces(divs.accuracy, { x: lossX, y: accY }, indices);
+  }
+  Plotly.extendTraces(divs.grad_norm, { x: gradX, y: gradY }, gradX.map((_, k) => k));
+  for (const cell of cells) {
+    if (rows[cell].z.length) {
+      Plotly.extendTraces(divs[`heatmap_${cell}`], { z: [rows[cell].z], y: [rows[cell].y] }, [0]);
+    }
+  }
+  if (latest) {
+    const acc = "accuracy" in latest ? `, accuracy ${(100 * latest.accuracy).toFixed(0)}%` : "";
+    statusLine.textContent = `Step ${latest.step}: ${latest.cell} loss ${latest.loss.toFixed(3)}${acc}`;
+  }
+}
+
+fillControls(form, state);
+syncCells();
+form.addEventListener("input", onControl);
+form.addEventListener("change", onControl);
+startButton.addEventListener("click", start);
+stopButton.addEventListener("click", () => stop("Stopped."));
+window.addEventListener("beforeunload", () => stop());
