@@ -8,11 +8,13 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import validation_error_handler
 from app.resources import static_dir
+from app.security import MAX_BODY_BYTES, SecurityMiddleware
 from app.routers import activations, api, health, pages, train, vendor
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Gradient Flow Lab", version="0.1.0")
+    app = FastAPI(title="Gradient Flow Lab", version="0.1.0", max_body_size=MAX_BODY_BYTES)
+    app.add_middleware(SecurityMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)

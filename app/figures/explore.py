@@ -40,12 +40,15 @@ def layer_time_heatmap(sim: Simulation) -> go.Figure:
     """Layers x time heatmap of log10 ||d loss / d h_t||."""
     values = log10_or_nan(sim.grad_norms)  # (L, T)
     data = [go.Heatmap(
-        z=values, x=np.arange(sim.trace.seq_len), y=[f"layer {k}" for k in range(len(values))],
+        # Numeric rows with tick labels: Plotly.js draws a heatmap with a categorical y axis
+        # as an <image> of height NaN (a console error) in the browser.
+        z=values, x=np.arange(sim.trace.seq_len), y=np.arange(len(values)),
         colorscale=SEQUENTIAL, colorbar=dict(title=dict(text="log₁₀"), thickness=12),
-        hovertemplate="t = %{x}<br>%{y}<br>log₁₀‖∂loss/∂h‖ = %{z:.2f}<extra></extra>")]
+        hovertemplate="t = %{x}<br>layer %{y}<br>log₁₀‖∂loss/∂h‖ = %{z:.2f}<extra></extra>")]
     layout = base_layout("log₁₀ gradient norm, layers × time", "time step t", "",
-                         height=90 + 50 * len(values))
-    layout["yaxis"]["autorange"] = "reversed"
+                         height=120 + 50 * len(values))  # room for the colour bar
+    layout["yaxis"].update(autorange="reversed", tickvals=list(range(len(values))),
+                           ticktext=[f"layer {k}" for k in range(len(values))])
     return figure(data, layout)
 
 

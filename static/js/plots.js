@@ -11,8 +11,15 @@ const CONFIG = {
 export function applyFigure(element, figure) {
   if (!element || !figure) return Promise.resolve();
   const layout = { ...figure.layout };
-  if (document.body.classList.contains("present")) presentLayout(layout, figure.data);
-  return window.Plotly.react(element, figure.data, layout, CONFIG);
+  let data = figure.data;
+  if (document.body.classList.contains("present")) {
+    data = data.map((trace) => ({ ...trace })); // leave the server's figure as it was
+    presentLayout(layout, data);
+  }
+  // With `responsive`, Plotly sizes the plot to its div: give the div the figure's height, or
+  // a resize (projector mode, the window) squeezes the plot into the div's CSS height.
+  if (layout.height) element.style.height = `${layout.height}px`;
+  return window.Plotly.react(element, data, layout, CONFIG);
 }
 
 // Applies every figure of a result to the element with id `fig-<name>`, if the page has one.
@@ -22,10 +29,21 @@ export function applyFigures(figures, root = document) {
 }
 
 // Projector mode: bigger fonts and thicker lines, without touching the server's figure.
+// The plot grows with its type so tick labels and the legend stay inside the figure.
 function presentLayout(layout, data) {
   layout.font = { ...(layout.font || {}), size: 20 };
   if (layout.title) layout.title = { ...layout.title, font: { size: 24 } };
-  for (const trace of data) if (trace.line) trace.line = { ...trace.line, width: 5 };
+  if (layout.height) layout.height = Math.round(layout.height * 1.45);
+  const margin = layout.margin || {};
+  layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64), b: Math.max(margin.b ?? 0, 72) };
+  for (const axis of ["xaxis", "yaxis"]) layout[axis] = { ...(layout[axis] || {}), automargin: true };
+  if (layout.legend) layout.legend = { ...layout.legend, y: -0.3 };
+  for (const trace of data) {
+    if (trace.line) trace.line = { ...trace.line, width: 5 };
+    if (trace.marker?.size && String(trace.mode).includes("markers")) {
+      trace.marker = { ...trace.marker, size: trace.marker.size * 1.6 };
+    }
+  }
 }
 
 // Appends streamed points to traces (the backward sweep arriving during a run).
@@ -43,10 +61,34 @@ export function download(filename, text, type = "text/plain") {
   URL.revokeObjectURL(url);
 }
 
+// plotly.py sends NumPy arrays base64-packed ({dtype, bdata, shape}). Plotly.js unpacks them
+// itself; downloads want plain numbers, with non-finite values (gaps) as null.
+const TYPED = { f8: Float64Array, f4: Float32Array, i1: Int8Array, u1: Uint8Array,
+  i2: Int16Array, u2: Uint16Array, i4: Int32Array, u4: Uint32Array };
+
+export function unpackArray(value) {
+  if (!value || typeof value !== "object" || !("bdata" in value)) return value;
+  const bytes = Uint8Array.from(atob(value.bdata), (c) => c.charCodeAt(0));
+  const flat = Array.from(new TYPED[value.dtype](bytes.buffer),
+    (x) => (Number.isFinite(x) ? x : null));
+  if (!value.shape) return flat;
+  const [rows, cols] = String(value.shape).split(",").map(Number);
+  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
+}
+
+// The figure's traces with x, y, z as plain arrays (for CSV / JSON downloads).
+export function unpackFigureData(figure) {
+  return figure.data.map((trace) => {
+    const out = { ...trace };
+    for (const key of ["x", "y", "z"]) if (key in out) out[key] = unpackArray(out[key]);
+    return out;
+  });
+}
+
 // CSV of a figure's traces: one row per point, columns trace, x, y (and z for heatmaps).
 export function figureToCsv(figure) {
   const rows = ["trace,x,y,z"];
-  for (const trace of figure.data) {
+  for (const trace of unpackFigureData(figure)) {
     const name = JSON.stringify(trace.name ?? trace.type);
     if (trace.z) {
       trace.z.forEach((row, i) => row.forEach((z, j) => {

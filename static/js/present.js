@@ -39,3 +39,7 @@ document.addEventListener("click", (event) => {
   target.searchParams.set(PARAM, "1");
   link.href = target.href;
 });
+
+// The control panels are forms only for their semantics: Enter in a field must not reload the
+// page. (A listener here, not onsubmit="...", because the CSP forbids inline handlers.)
+document.addEventListener("submit", (event) => event.preventDefault());

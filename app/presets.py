@@ -1,0 +1,89 @@
+"""Named starting points: each preset is a page plus a query string of SimulationConfig fields,
+so it is just a link (``/explore?cell=rnn&nonlinearity=sigmoid&...``) that anyone can share.
+
+The numbers each preset promises in its description are checked in ``tests/test_presets.py``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+PRESETS: list[dict] = [
+    {
+        "slug": "vanishing-sigmoid",
+        "title": "Vanishing gradient (sigmoid)",
+        "description": "A sigmoid's slope is at most 1/4, so each step back multiplies the "
+                       "gradient by at most 0.25: after 100 steps almost nothing is left.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "sigmoid", "weight_scale": 1.0,
+                  "seq_len": 100},
+    },
+    {
+        "slug": "vanishing-tanh",
+        "title": "Vanishing gradient (tanh, scale 0.9)",
+        "description": "tanh's slope is at most 1, but with recurrent weights of scale 0.9 "
+                       "each step back still shrinks the gradient by 10% or more.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 0.9, "seq_len": 100},
+    },
+    {
+        "slug": "edge-of-chaos",
+        "title": "Edge of chaos (tanh, scale 1)",
+        "description": "Orthogonal weights of scale 1 and small inputs keep tanh near its "
+                       "linear middle: the gradient neither vanishes fast nor explodes.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 1.0,
+                  "input_scale": 0.1, "seq_len": 100},
+    },
+    {
+        "slug": "exploding",
+        "title": "Exploding gradient (scale 2.5)",
+        "description": "Recurrent weights of scale 2.5: the gradient at the first step is "
+                       "about a million times the one at the last.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 2.5, "seq_len": 100},
+    },
+    {
+        "slug": "exploding-clipped",
+        "title": "Exploding, tamed by clipping",
+        "description": "The same exploding network with global-norm clipping at 1: the update "
+                       "keeps its direction but its length is cut to the threshold.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 2.5, "seq_len": 100,
+                  "clip": 1.0},
+    },
+    {
+        "slug": "lstm-carousel",
+        "title": "LSTM constant error carousel",
+        "description": "An LSTM with forget-gate bias 5 keeps its forget gates near 1, so the "
+                       "gradient rides back along the cell state: the curve stays almost flat.",
+        "page": "explore",
+        "query": {"cell": "lstm", "forget_bias": 5.0, "seq_len": 100},
+    },
+    {
+        "slug": "gru",
+        "title": "GRU with saturated update gates",
+        "description": "With larger weights many GRU update gates saturate; units that keep "
+                       "their state pass the gradient back almost untouched.",
+        "page": "explore",
+        "query": {"cell": "gru", "weight_scale": 3.0, "seq_len": 100},
+    },
+    {
+        "slug": "truncated-bptt",
+        "title": "Truncated BPTT (k = 10)",
+        "description": "Backpropagation stops every 10 steps and the loss is taken at every "
+                       "step: the gradient is cut into chunks with nothing flowing between them.",
+        "page": "bptt",
+        "query": {"cell": "rnn", "nonlinearity": "tanh", "seq_len": 100, "truncation": 10,
+                  "loss_at": "all"},
+    },
+]
+
+
+def preset_url(preset: dict) -> str:
+    """The preset as a site-relative link, e.g. ``/explore?cell=rnn&...``."""
+    return f"/{preset['page']}?{urlencode(preset['query'])}"
+
+
+def presets_with_urls() -> list[dict]:
+    return [{**preset, "url": preset_url(preset)} for preset in PRESETS]

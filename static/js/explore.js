@@ -1,0 +1,304 @@
+// /explore: every control writes the URL and reruns the simulation (debounced, latest wins);
+// the backward sweep is drawn as it arrives, then the server's figures replace it.
+
+import { debounce, openStream } from "./api.js";
+import { applyFigures, download, extend, figureToCsv, unpackFigureData } from "./plots.js";
+import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+
+// The same names and defaults as app.schemas.SimulationConfig (tests check they agree).
+export const TABLE = {
+  cell: { type: "str", default: "rnn" },
+  nonlinearity: { type: "str", default: "tanh" },
+  seq_len: { type: "int", default: 50 },
+  num_layers: { type: "int", default: 1 },
+  hidden_size: { type: "int", default: 32 },
+  input_size: { type: "int", default: 4 },
+  batch_size: { type: "int", default: 1 },
+  weight_scale: { type: "float", default: 1.0 },
+  input_scale: { type: "float", default: 1.0 },
+  init: { type: "str", default: "orthogonal" },
+  forget_bias: { type: "float", default: 1.0 },
+  loss_at: { type: "str", default: "last" },
+  truncation: { type: "int", default: 0 },
+  clip: { type: "float", default: 0.0 },
+  seed: { type: "int", default: 0 },
+};
+const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
+const FIGURES = ["grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions"];
+
+const $ = (id) => document.getElementById(id);
+const controls = $("controls");
+const statusLine = $("status");
+const progress = $("progress");
+const overflowMarker = $("overflow-marker");
+const errorBox = $("error-box");
+const checksList = $("checks");
+const presetSelect = $("preset-select");
+
+let state = readState(TABLE);
+let lastResult = null;
+let currentSweep = null; // the backward sweep being drawn, if any
+let run = 0; // counts simulations started, for tests and the benchmark
+
+// ---- controls -----------------------------------------------------------------------------
+
+// Options that mean nothing for the chosen cell are disabled, not hidden, so the layout is stable.
+function updateEnabled() {
+  $("ctl-nonlinearity").disabled = state.cell !== "rnn";
+  $("ctl-forget_bias").disabled = state.cell !== "lstm";
+}
+
+function matchPreset() {
+  if (!presetSelect) return;
+  presetSelect.value = "";
+  for (const option of presetSelect.options) {
+    if (!option.dataset.query) continue;
+    const wanted = { ...defaults(), ...JSON.parse(option.dataset.query) };
+    if (Object.keys(TABLE).every((name) => wanted[name] === state[name])) {
+      presetSelect.value = option.value;
+    }
+  }
+}
+
+function defaults() {
+  return Object.fromEntries(Object.entries(TABLE).map(([name, spec]) => [name, spec.default]));
+}
+
+const scheduleRun = debounce(simulate, 60);
+
+controls.addEventListener("input", (event) => {
+  const element = event.target;
+  if (!element.dataset?.param) return;
+  state[element.dataset.param] = readControl(TABLE, element);
+  showValue(element);
+  writeState(TABLE, state);
+  updateEnabled();
+  matchPreset();
+  scheduleRun();
+});
+
+presetSelect?.addEventListener("change", () => {
+  const option = presetSelect.selectedOptions[0];
+  if (!option?.dataset.query) return;
+  state = { ...defaults(), ...JSON.parse(option.dataset.query) };
+  fillControls(controls, state);
+  writeState(TABLE, state);
+  updateEnabled();
+  simulate();
+});
+
+// ---- one simulation -----------------------------------------------------------------------
+
+function setStatus(text, kind) {
+  statusLine.textContent = text;
+  statusLine.dataset.state = kind;
+}
+
+function simulate() {
+  run += 1;
+  statusLine.dataset.run = String(run);
+  setStatus("computing…", "computing");
+  progress.value = 0;
+  if (currentSweep) { clearTimeout(currentSweep.frame); currentSweep.frame = -1; }
+  const sweep = { layers: 0, pending: [], frame: 0, drawn: false, seen: 0,
+                  started: performance.now() };
+  currentSweep = sweep;
+  const query = toQuery(TABLE, state);
+  query.set("view", "explore");
+  openStream("/api/simulate/stream", query.toString(), {
+    meta(data) { sweep.layers = data.num_layers; },
+    progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
+    backward(data) {
+      sweep.seen += data.steps.length;
+      progress.value = 0.5 + 0.4 * (sweep.seen / data.seq_len);
+      sweep.pending.push(data);
+      // Only a slow run shows its sweep: a quick one goes straight to the final figures, so
+      // nothing is drawn twice and the plot does not flicker.
+      if (!sweep.frame) {
+        const wait = Math.max(0, sweep.started + SWEEP_AFTER_MS - performance.now());
+        sweep.frame = setTimeout(() => requestAnimationFrame(() => drawSweep(sweep)), wait);
+      }
+    },
+    result(data) {
+      clearTimeout(sweep.frame);
+      sweep.frame = -1;
+      showResult(data);
+    },
+    error(message) {
+      clearTimeout(sweep.frame);
+      sweep.frame = -1;
+      showError(message);
+    },
+  });
+}
+
+// The backward sweep as it arrives: one trace per layer, points appended in time order (t from
+// T-1 down to 0). Zero norms (beyond a truncation boundary) are left out of the log plot.
+function drawSweep(sweep) {
+  if (sweep.frame === -1) return;
+  sweep.frame = 0;
+  const element = $("fig-grad_norms");
+  const xs = Array.from({ length: sweep.layers }, () => []);
+  const ys = Array.from({ length: sweep.layers }, () => []);
+  for (const chunk of sweep.pending.splice(0)) {
+    chunk.steps.forEach((step, i) => chunk.norms[i].forEach((norm, layer) => {
+      if (norm > 0) { xs[layer].push(step); ys[layer].push(norm); }
+    }));
+  }
+  const indices = xs.map((_, layer) => layer);
+  if (!sweep.drawn) {
+    sweep.drawn = true;
+    const layout = { ...(lastResult?.figures.grad_norms.layout ?? {}) };
+    layout.title = { text: "Backward sweep arriving…", x: 0.01, xanchor: "left" };
+    layout.yaxis = { ...(layout.yaxis ?? {}), type: "log", exponentformat: "power" };
+    layout.xaxis = { ...(layout.xaxis ?? {}), range: [0, Math.max(1, state.seq_len - 1)],
+                     autorange: false };
+    const data = indices.map((layer) => ({
+      x: xs[layer], y: ys[layer], mode: "lines+markers", name: `layer ${layer}`,
+      marker: { size: 4 },
+    }));
+    window.Plotly.react(element, data, layout, { displaylogo: false, responsive: true });
+  } else {
+    extend(element, { x: xs, y: ys }, indices);
+  }
+}
+
+function showResult(result) {
+  lastResult = result;
+  errorBox.hidden = true;
+  progress.value = 1;
+  const rendered = applyFigures(result.figures);
+  showSummary(result.summary);
+  showChecks(result.checks);
+  for (const button of document.querySelectorAll(".figure-downloads button, #download-view")) {
+    button.disabled = false;
+  }
+  rendered.then(() => {
+    statusLine.dataset.rendered = statusLine.dataset.run;
+    document.dispatchEvent(new CustomEvent("explore:rendered", { detail: { run } }));
+  });
+}
+
+const fmt = (value) => (value === null || value === undefined ? "overflow"
+  : Math.abs(value) >= 1e4 || (Math.abs(value) < 1e-3 && value !== 0)
+    ? value.toExponential(2) : Number(value.toPrecision(3)).toString());
+
+function showSummary(summary) {
+  const parts = [`loss ${fmt(summary.loss)}`];
+  if (summary.gamma_sigma !== null && summary.gamma_sigma !== undefined) {
+    parts.push(`γ·σ_max = ${fmt(summary.gamma_sigma)}`);
+  }
+  const clip = summary.clipping;
+  parts.push(`gradient norm ${fmt(clip.norm)}`);
+  if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
+  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T‖ = ${fmt(summary.grad_norm_first / summary.grad_norm_last)}`);
+  setStatus(`Done: ${parts.join(" · ")}`, "done");
+  const step = summary.overflow_step;
+  overflowMarker.hidden = step === null || step === undefined;
+  overflowMarker.textContent = overflowMarker.hidden ? ""
+    : `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
+      "the plots leave those points out.";
+}
+
+const SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
+
+function showChecks(checks) {
+  checksList.replaceChildren(...checks.map((item) => {
+    const li = document.createElement("li");
+    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
+    li.dataset.check = item.id;
+    const symbol = Object.assign(document.createElement("span"), {
+      className: "symbol", textContent: SYMBOLS[item.status] ?? "?" });
+    symbol.setAttribute("aria-label", item.status === "n/a" ? "not applicable" : item.status);
+    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
+    const detail = Object.assign(document.createElement("span"), {
+      className: "detail", textContent: item.detail });
+    li.append(symbol, " ", label, " ", detail);
+    return li;
+  }));
+}
+
+function showError(message) {
+  setStatus("The server could not run this configuration.", "error");
+  progress.value = 0;
+  errorBox.hidden = false;
+  errorBox.textContent = `Error: ${message}`;
+}
+
+// ---- downloads ----------------------------------------------------------------------------
+
+for (const holder of document.querySelectorAll(".figure-downloads")) {
+  const name = holder.dataset.figure;
+  for (const format of ["CSV", "JSON"]) {
+    const button = Object.assign(document.createElement("button"), {
+      type: "button", textContent: format, disabled: true });
+    button.setAttribute("aria-label", `Download the data of the ${name.replace("_", " ")} plot as ${format}`);
+    button.addEventListener("click", () => {
+      const figure = lastResult?.figures[name];
+      if (!figure) return;
+      if (format === "CSV") download(`${name}.csv`, figureToCsv(figure), "text/csv");
+      else download(`${name}.json`, JSON.stringify(unpackFigureData(figure)), "application/json");
+    });
+    holder.append(button);
+  }
+}
+
+const downloadView = $("download-view");
+downloadView.disabled = true;
+downloadView.addEventListener("click", async () => {
+  if (!lastResult) return;
+  downloadView.disabled = true;
+  try {
+    const plotly = await (await fetch("/vendor/plotly.min.js")).text();
+    download("gradient-flow-view.html", offlineHtml(lastResult, plotly), "text/html");
+  } finally {
+    downloadView.disabled = false;
+  }
+});
+
+// Text placed inside <script> must not close it early.
+const scriptSafe = (text) => text.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
+const escapeHtml = (text) => String(text).replace(/[&<>]/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
+
+export function offlineHtml(result, plotlySource) {
+  const checks = result.checks.map((c) =>
+    `<li>${SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
+  const divs = FIGURES.map((name) => `<div id="fig-${name}"></div>`).join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Gradient Flow Lab: saved view</title>
+<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}
+pre{background:#f5f6f8;padding:.5rem;overflow:auto}</style>
+<script>${scriptSafe(plotlySource)}</script></head><body>
+<h1>Gradient Flow Lab: saved view</h1>
+<p>Saved ${escapeHtml(new Date().toISOString())} from ${escapeHtml(window.location.href)}</p>
+<h2>Configuration</h2><pre>${escapeHtml(JSON.stringify(result.config, null, 1))}</pre>
+<h2>Paper checks</h2><ul>${checks}</ul>
+${divs}
+<script>
+const FIGURES = ${scriptSafe(JSON.stringify(result.figures))};
+for (const [name, figure] of Object.entries(FIGURES)) {
+  const element = document.getElementById("fig-" + name);
+  if (element) Plotly.newPlot(element, figure.data, figure.layout, {displaylogo: false});
+}
+</script></body></html>
+`;
+}
+
+// ---- projector mode -----------------------------------------------------------------------
+
+// plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
+let presenting = document.body.classList.contains("present");
+new MutationObserver(() => {
+  const now = document.body.classList.contains("present");
+  if (now === presenting) return;
+  presenting = now;
+  if (lastResult) applyFigures(lastResult.figures);
+}).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+
+// ---- start --------------------------------------------------------------------------------
+
+fillControls(controls, state);
+updateEnabled();
+matchPreset();
+simulate();

@@ -1,0 +1,122 @@
+"""How long from a slider move on /explore to all five plots redrawn, in a real Chromium.
+
+Not collected by pytest (the name does not start with test_). Run:
+
+    python -m tests.benchmark_browser [--runs 30]
+
+Each run sets the weight_scale slider and fires its input event, then waits until every plot
+has fired ``plotly_afterplot`` after the stream's ``result`` event arrived (``extendTraces``
+during the sweep also fires afterplot; those are before the result and do not count). The
+time is split into: debounce (input -> stream opened), server (stream opened -> result
+received) and client (result -> last plot drawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+
+from playwright.sync_api import sync_playwright
+
+from tests.browser import LiveServer, launch_browser
+
+FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
+
+# Records when each EventSource opens and when its `result` event arrives (this listener is
+# added in the constructor, so it runs before the page's own handler).
+INSTRUMENT = """
+window.__bench = { openAt: 0, resultAt: 0 };
+const OriginalEventSource = window.EventSource;
+window.EventSource = class extends OriginalEventSource {
+  constructor(...args) {
+    super(...args);
+    window.__bench.openAt = performance.now();
+    this.addEventListener("result", () => { window.__bench.resultAt = performance.now(); });
+  }
+};
+"""
+
+ONE_RUN = """
+async ([value, figures]) => {
+  const bench = window.__bench;
+  const drawn = new Map();
+  const done = new Promise((resolve) => {
+    for (const name of figures) {
+      const element = document.getElementById("fig-" + name);
+      const onDraw = () => {
+        if (!bench.resultAt || performance.now() < bench.resultAt) return;  // sweep, not result
+        if (!drawn.has(name)) drawn.set(name, performance.now());
+        if (drawn.size === figures.length) resolve();
+      };
+      element.on("plotly_afterplot", onDraw);
+      element.__benchListener = onDraw;
+    }
+  });
+  bench.resultAt = 0;
+  const slider = document.getElementById("ctl-weight_scale");
+  slider.value = String(value);
+  const start = performance.now();
+  slider.dispatchEvent(new Event("input", { bubbles: true }));
+  await done;
+  for (const name of figures) {
+    const element = document.getElementById("fig-" + name);
+    element.removeListener("plotly_afterplot", element.__benchListener);
+  }
+  const end = Math.max(...drawn.values());
+  return { total: end - start, debounce: bench.openAt - start,
+           server: bench.resultAt - bench.openAt, client: end - bench.resultAt,
+           ...Object.fromEntries([...drawn].map(([name, at]) => ["drawn " + name,
+                                                                  at - bench.resultAt]))};
+}
+"""
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    with LiveServer() as server, sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(INSTRUMENT)
+        page.goto(server.url + "/explore")
+        page.wait_for_function("() => { const s = document.getElementById('status');"
+                               " return s.dataset.state === 'done'"
+                               " && s.dataset.rendered === s.dataset.run; }", timeout=60_000)
+        samples = []
+        for run in range(args.runs + 2):
+            value = round(0.5 + 0.05 * (run % 40), 2)
+            sample = page.evaluate(ONE_RUN, [value, list(FIGURES)])
+            if run >= 2:  # the first moves warm up the JIT and the server's imports
+                samples.append(sample)
+        browser.close()
+
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, "
+          f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+    print(f"/explore defaults, {len(samples)} slider moves (60 ms debounce included in total)")
+    for key in ("total", "debounce", "server", "client", *(f"drawn {f}" for f in FIGURES)):
+        values = [s[key] for s in samples]
+        print(f"  {key:20s} median {statistics.median(values):7.1f} ms   "
+              f"p95 {percentile(values, 0.95):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

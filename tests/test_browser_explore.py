@@ -1,0 +1,165 @@
+"""/explore in a real browser, driven as a person would: keyboard on the controls, links opened."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from app.presets import PRESETS, preset_url
+from tests.browser import screenshot
+
+pytestmark = pytest.mark.browser
+
+FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
+
+
+def wait_until_drawn(page, timeout: float = 20_000) -> None:
+    """Until the latest run's result has been applied to every plot."""
+    page.wait_for_function(
+        "() => { const s = document.getElementById('status');"
+        " return s.dataset.state === 'done' && s.dataset.rendered === s.dataset.run; }",
+        timeout=timeout)
+
+
+def grad_norm_y(page) -> list:
+    return page.evaluate("() => document.getElementById('fig-grad_norms').data[0].y")
+
+
+def test_explore_draws_every_plot_offline_and_follows_the_slider(page):
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    for name in FIGURES:
+        page.wait_for_selector(f"#fig-{name}.js-plotly-plot .main-svg")
+        assert page.evaluate(f"() => document.getElementById('fig-{name}').data.length") > 0
+    assert page.locator("#status").inner_text().startswith("Done")
+    assert page.locator("#overflow-marker").is_hidden()
+    assert page.locator("#error-box").is_hidden()
+    assert page.locator("#checks li").count() >= 4
+    for status in ("pass", "na"):
+        assert page.locator(f"#checks li.{status}").count() >= 1
+    assert page.locator("#checks li.pass .symbol").first.inner_text() == "✓"
+    assert page.locator("#ctl-forget_bias").is_disabled()  # rnn: no forget gate
+    screenshot(page, "explore")
+
+    before = grad_norm_y(page)
+    run = page.locator("#status").get_attribute("data-run")
+    slider = page.locator("#ctl-weight_scale")
+    slider.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    assert page.locator("#out-weight_scale").inner_text() == "1.2"
+    page.wait_for_function(f"() => document.getElementById('status').dataset.run !== '{run}'")
+    wait_until_drawn(page)
+    assert grad_norm_y(page) != before
+    assert "weight_scale=1.2" in page.url
+
+
+def test_every_control_is_labelled_and_reachable(page):
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    names = page.eval_on_selector_all("[data-param]", "els => els.map(e => e.dataset.param)")
+    from app.schemas import SimulationConfig
+
+    assert sorted(names) == sorted(SimulationConfig.model_fields)
+    for name in names:
+        control = page.locator(f"[data-param='{name}']")
+        control_id = control.get_attribute("id")
+        assert page.locator(f"label[for='{control_id}']").count() == 1, name
+
+
+def test_preset_url_restores_its_state_into_the_controls(page):
+    lstm = next(p for p in PRESETS if p["slug"] == "lstm-carousel")
+    page.goto(page.base_url + preset_url(lstm))
+    wait_until_drawn(page)
+    assert page.locator("#ctl-cell").input_value() == "lstm"
+    assert float(page.locator("#ctl-forget_bias").input_value()) == lstm["query"]["forget_bias"]
+    assert page.locator("#ctl-seq_len").input_value() == str(lstm["query"]["seq_len"])
+    assert page.locator("#out-seq_len").inner_text() == str(lstm["query"]["seq_len"])
+    assert page.locator("#ctl-nonlinearity").is_disabled()
+    assert page.locator("#ctl-forget_bias").is_enabled()
+    assert page.locator("#preset-select").input_value() == "lstm-carousel"
+    # The result is the lstm's: gated cells have no single γ, so those checks are greyed out.
+    assert page.locator("#checks li.na").count() >= 3
+    assert "γ·σ_max" not in page.locator("#status").inner_text()
+
+    # Choosing another preset from the menu rewrites controls and URL.
+    page.select_option("#preset-select", "exploding-clipped")
+    wait_until_drawn(page)
+    assert page.locator("#ctl-cell").input_value() == "rnn"
+    assert page.locator("#out-weight_scale").inner_text() == "2.5"
+    assert re.search(r"clip=1(\.0)?(&|$)", page.url)
+    assert "after clipping 1" in page.locator("#status").inner_text()
+
+
+def test_huge_weights_show_where_it_overflowed(page):
+    page.goto(page.base_url
+              + "/explore?weight_scale=10&seq_len=500&nonlinearity=relu&init=orthogonal")
+    wait_until_drawn(page)
+    marker = page.locator("#overflow-marker")
+    assert marker.is_visible()
+    assert re.search(r"t = \d+", marker.inner_text())
+    assert page.locator("#checks li.fail").count() >= 1
+    assert page.locator("#checks li.fail .symbol").first.inner_text() == "✗"
+
+
+def test_out_of_range_url_shows_the_servers_message(page):
+    page.goto(page.base_url + "/explore?seq_len=5000")
+    box = page.locator("#error-box")
+    box.wait_for(state="visible", timeout=20_000)
+    assert "seq_len" in box.inner_text()
+    assert page.locator("#status").get_attribute("data-state") == "error"
+    # Chromium logs the refused request itself; that one console line is the expected outcome.
+    expected = [e for e in page.watch.errors if "422" in e]
+    assert expected, "the 422 should have been requested"
+    page.watch.errors[:] = [e for e in page.watch.errors if e not in expected]
+
+
+def test_projector_mode_reapplies_the_plots_with_big_fonts(page):
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    font = "() => document.getElementById('fig-grad_norms').layout.font.size"
+    small = page.evaluate(font)
+    page.click("#present-toggle")
+    page.wait_for_function(f"() => ({font})() > {small}")
+    assert "present=1" in page.url
+    page.wait_for_timeout(300)  # let the resize settle before the picture
+    screenshot(page, "explore-present")
+    page.click("#present-toggle")
+    page.wait_for_function(f"() => ({font})() === {small}")
+    width = "() => document.getElementById('fig-grad_norms').data[0].line.width"
+    assert page.evaluate(width) < 5, "projector line widths must not stick after toggling off"
+
+
+def test_downloads_give_csv_json_and_an_offline_page(page):
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    holder = page.locator(".figure-downloads[data-figure='grad_norms']")
+    with page.expect_download() as csv_download:
+        holder.get_by_role("button", name=re.compile("CSV")).click()
+    assert csv_download.value.suggested_filename == "grad_norms.csv"
+    csv_lines = Path(csv_download.value.path()).read_text().splitlines()
+    assert csv_lines[0] == "trace,x,y,z"
+    assert csv_lines[1].split(",")[1] == "0" and float(csv_lines[1].split(",")[2]) > 0
+    assert len(csv_lines) >= 1 + 50  # a row per step of the default seq_len
+    with page.expect_download() as json_download:
+        holder.get_by_role("button", name=re.compile("JSON")).click()
+    assert json_download.value.suggested_filename == "grad_norms.json"
+
+    with page.expect_download() as html_download:
+        page.click("#download-view")
+    html = Path(html_download.value.path()).read_text(encoding="utf-8")
+    assert "Plotly.newPlot" in html and "fig-contributions" in html
+    assert '"seq_len": 50' in html
+    assert "src=\"http" not in html and "src='http" not in html
+
+    # The saved page works on its own: open it and every plot is drawn, with no requests at all.
+    offline = page.context.new_page()
+    requests = []
+    offline.on("request", lambda r: requests.append(r.url) if r.url.startswith("http") else None)
+    offline.set_content(html)
+    offline.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot').length === 5", timeout=20_000)
+    assert requests == []
+    offline.close()

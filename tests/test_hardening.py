@@ -1,0 +1,106 @@
+"""Headers, request limits, the training slot limit, and what happens when a client leaves."""
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from app.routers import train as train_router
+
+PAGES = ["/", "/explore", "/activations", "/bptt", "/cells", "/compare", "/train"]
+
+
+@pytest.mark.parametrize("path", PAGES + ["/healthz", "/static/css/site.css"])
+def test_every_response_carries_the_security_headers(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_overlong_query_and_oversized_body_are_refused(client):
+    assert client.get("/api/simulate/stream?seed=1&" + "x" * 3000).status_code == 414
+    body = b'{"seq_len": 10, "padding": "' + b"x" * 100_000 + b'"}'
+    response = client.post("/api/simulate", content=body,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_malformed_json_body_is_a_422_not_a_500(client):
+    response = client.post("/api/simulate", content=b"{not json",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_training_fields_out_of_range_get_a_422_naming_them(client):
+    for query, field in (("lag=1000", "lag"), ("lr=0", "lr"), ("cells=rnn,cnn", "cells"),
+                         ("optimizer=lbfgs", "optimizer"), ("steps=0", "steps")):
+        response = client.get(f"/api/train/stream?{query}")
+        assert response.status_code == 422, query
+        detail = response.json()["detail"][0]
+        assert detail["field"] == field and field in detail["msg"]
+
+
+def test_one_training_stream_too_many_gets_503_with_retry_after(client, monkeypatch):
+    monkeypatch.setattr(train_router.slots, "limit", 0)
+    response = client.get("/api/train/stream?steps=1")
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "slots" in response.json()["detail"]
+
+
+def test_a_client_that_leaves_stops_its_training_within_a_second(live_server):
+    threads_before = threading.active_count()
+    url = f"{live_server.url}/api/train/stream"
+    params = {"steps": 20000, "lag": 60, "hidden_size": 64, "batch_size": 64}
+    with httpx.Client(timeout=30) as http, http.stream("GET", url, params=params) as response:
+        assert response.status_code == 200
+        steps_seen = 0
+        for line in response.iter_lines():
+            steps_seen += line == "event: step"
+            if steps_seen >= 3:
+                break
+        assert train_router.slots.active == 1
+    # the connection is closed: the server must notice and stop the work
+    deadline = time.monotonic() + 1.5  # one step (under 0.5 s here) may still finish
+    while train_router.slots.active and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert train_router.slots.active == 0, "training went on after the client left"
+    time.sleep(0.3)
+    assert threading.active_count() <= threads_before + 1  # the thread pool may keep one
+
+
+def test_healthz_answers_quickly_while_two_trainings_run(live_server):
+    url = live_server.url
+    params = {"steps": 20000, "lag": 40, "cells": "lstm"}
+    stop = threading.Event()
+
+    def consume():
+        with httpx.Client(timeout=30) as http, http.stream(
+                "GET", f"{url}/api/train/stream", params=params) as response:
+            for _ in response.iter_lines():
+                if stop.is_set():
+                    return
+
+    workers = [threading.Thread(target=consume) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1.0)
+        latencies = []
+        with httpx.Client(timeout=10) as http:
+            for _ in range(10):
+                started = time.perf_counter()
+                assert http.get(f"{url}/healthz").status_code == 200
+                latencies.append(time.perf_counter() - started)
+        # not a benchmark: only that the event loop is not blocked by the training threads
+        assert max(latencies) < 2.0, latencies
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)
