@@ -1,7 +1,7 @@
 // The activations page: two sliders (depth n, start x0) kept in the URL, a debounced fetch of
 // GET /api/activations where the latest request wins, and one Plotly.react per figure.
 
-import { debounce } from "./api.js";
+import { throttle } from "./api.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 
@@ -73,7 +73,7 @@ function applyAll() {
   }));
 }
 
-const scheduleRefresh = debounce(refresh, 80);
+const scheduleRefresh = throttle(refresh, 80);
 
 controls.addEventListener("input", (event) => {
   const element = event.target.closest("[data-param]");

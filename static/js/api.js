@@ -38,7 +38,28 @@ export function openStream(path, query, handlers) {
   return () => { if (live()) { generation++; source.close(); } };
 }
 
-export function debounce(fn, wait = 60) {
+// Leading and trailing throttle: the first change runs at once, so a single slider move adds
+// no delay; changes during the next `wait` ms collapse into one trailing run with the latest
+// arguments, so dragging a slider sends a few requests a second, not one per pixel.
+export function throttle(fn, wait = 60) {
   let timer = null;
-  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), wait); };
+  let pending = null;
+  const tick = () => {
+    if (pending) {
+      const args = pending;
+      pending = null;
+      fn(...args);
+      timer = setTimeout(tick, wait);
+    } else {
+      timer = null;
+    }
+  };
+  return (...args) => {
+    if (timer === null) {
+      fn(...args);
+      timer = setTimeout(tick, wait);
+    } else {
+      pending = args;
+    }
+  };
 }

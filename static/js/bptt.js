@@ -3,7 +3,7 @@
 // network lights up column by column from the loss backwards; then the server's figures replace
 // the animation.
 
-import { debounce, openStream } from "./api.js";
+import { throttle, openStream } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 
@@ -47,7 +47,7 @@ function updateEnabled() {
 
 fillControls(controls, state);
 updateEnabled();
-const rerun = debounce(simulate, 120);
+const rerun = throttle(simulate, 120);
 controls.addEventListener("input", (event) => {
   const element = event.target.closest("[data-param]");
   if (!element) return;

@@ -2,7 +2,7 @@
 // the URL and reruns the simulation (debounced, latest wins); the server's figures are applied
 // with Plotly.react.
 
-import { debounce, openStream } from "./api.js";
+import { throttle, openStream } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 
@@ -63,7 +63,7 @@ function updateCellDependent() {
   }
 }
 
-const scheduleRun = debounce(simulate, 60);
+const scheduleRun = throttle(simulate, 60);
 
 controls.addEventListener("input", (event) => {
   const element = event.target;

@@ -1,7 +1,7 @@
 // /compare: rnn, lstm and gru on the same sequence. Every control writes the URL and reruns the
 // three simulations (debounced, latest wins); the server's figures are applied with Plotly.react.
 
-import { debounce, openStream } from "./api.js";
+import { throttle, openStream } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 
@@ -31,7 +31,7 @@ let lastResult = null;
 let run = 0;
 
 fillControls(controls, state);
-const rerun = debounce(simulate, 120);
+const rerun = throttle(simulate, 120);
 controls.addEventListener("input", (event) => {
   const element = event.target.closest("[data-param]");
   if (!element) return;

@@ -1,7 +1,7 @@
 // /explore: every control writes the URL and reruns the simulation (debounced, latest wins);
 // the backward sweep is drawn as it arrives, then the server's figures replace it.
 
-import { debounce, openStream } from "./api.js";
+import { throttle, openStream } from "./api.js";
 import { applyFigures, download, extend, figureToCsv, unpackFigureData } from "./plots.js";
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 
@@ -64,7 +64,7 @@ function defaults() {
   return Object.fromEntries(Object.entries(TABLE).map(([name, spec]) => [name, spec.default]));
 }
 
-const scheduleRun = debounce(simulate, 60);
+const scheduleRun = throttle(simulate, 60);
 
 controls.addEventListener("input", (event) => {
   const element = event.target;
