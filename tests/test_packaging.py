@@ -1,0 +1,115 @@
+"""The Dockerfile's recipe, followed here where no Docker engine runs: copy the same files,
+``pip install .`` into a fresh virtual environment outside the source tree, start the console
+command from another folder, and load every page. This is the classic failure it guards
+against: an app that runs from the checkout but misses its templates once installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def dockerfile_copies() -> list[str]:
+    """The paths the Dockerfile copies into the image, read from the Dockerfile itself."""
+    sources = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        match = re.match(r"COPY\s+(.+)\s+\S+$", line.strip())
+        if match and "--from" not in line:
+            sources += match.group(1).split()
+    return sources
+
+
+def get(url: str) -> tuple[int, bytes, dict]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read(), dict(response.headers)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    work = tmp_path_factory.mktemp("image")
+    context = work / "src"
+    context.mkdir()
+    copies = dockerfile_copies()
+    assert {"pyproject.toml", "engine", "app", "templates", "static"} <= set(copies)
+    for name in copies:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, context / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, context / name)
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+           "--quiet", "."]
+    subprocess.run(pip, cwd=context, check=True, timeout=900)
+    shutil.rmtree(context)  # the installed app must not need its sources
+    return venv
+
+
+@pytest.fixture(scope="module")
+def server(installed, tmp_path_factory):
+    port = free_port()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    log_path = elsewhere / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: a full pipe would stall the server
+    process = subprocess.Popen(
+        [str(installed / "bin" / "gradient-flow-lab"), "--host", "127.0.0.1", "--port",
+         str(port)], cwd=elsewhere, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(url + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        first_line = log_path.read_text().splitlines()[0]
+        assert url in first_line, f"the command should print its URL, printed {first_line!r}"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed):
+    where = subprocess.run(
+        [str(installed / "bin" / "python"), "-c",
+         "import app, engine, templates, static; print(app.__file__, templates.__file__)"],
+        cwd=installed, capture_output=True, text=True, check=True).stdout
+    assert str(installed) in where and str(ROOT) not in where
+
+
+@pytest.mark.parametrize("path", ["/", "/explore", "/activations", "/bptt", "/cells",
+                                  "/compare", "/train"])
+def test_every_page_loads_from_the_installed_package(server, path):
+    status, body, headers = get(server + path)
+    assert status == 200 and b"Gradient Flow Lab" in body
+    for asset in re.findall(rb'(?:src|href)="(/[^"]+)"', body):
+        asset_status, asset_body, _ = get(server + asset.decode())
+        assert asset_status == 200 and asset_body, asset
+
+
+def test_the_installed_app_computes_and_serves_plotly(server):
+    status, body, headers = get(server + "/vendor/plotly.min.js")
+    assert status == 200 and len(body) > 1_000_000
+    request = urllib.request.Request(server + "/api/simulate", data=b'{"seq_len": 20}',
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and b'"grad_norms"' in response.read()
