@@ -56,6 +56,7 @@ def run_one(config: TrainingConfig, cell: str, budget: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=float, default=60.0, help="CPU seconds per model")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a /train default, e.g. --set lag=60 --set forget_bias=3")
@@ -75,7 +76,7 @@ def main() -> None:
     if args.truncation:
         plans.append(("lstm", args.truncation))
     for cell, truncation in plans:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             config = base.model_copy(update={"seed": seed, "truncation": truncation})
             row = run_one(config, cell, args.budget)
             rows.append(row)

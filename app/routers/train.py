@@ -10,6 +10,7 @@ and the ``finally`` stops the work: at most one step (well under a second) runs 
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -50,6 +51,19 @@ class TrainingSlots:
     def release(self) -> None:
         with self._lock:
             self.active -= 1
+
+    def release_once(self):
+        """A callable that frees one slot the first time it is called and does nothing after."""
+        done = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if done.is_set():
+                    return
+                done.set()
+                self.active -= 1
+
+        return release
 
 
 slots = TrainingSlots(settings.max_training_streams)
@@ -110,7 +124,14 @@ async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
         yield _event("done", {"reason": reason, "seconds": time.monotonic() - started})
     finally:
         stop.set()
-        slots.release()
+
+
+async def _with_release(events: AsyncIterator[bytes], release) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
 
 
 def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
@@ -147,4 +168,10 @@ def train_stream(config: Annotated[TrainingConfig, Query()]) -> EventSourceRespo
         raise HTTPException(
             status_code=503, headers={"Retry-After": "30"},
             detail=f"all {slots.limit} training slots are busy; try again in a minute")
-    return EventSourceResponse(_training_events(config))
+    events = _training_events(config)
+    # The generator's `finally` frees the slot, but only if the generator ever started: a client
+    # that leaves before the first byte would leak it. Freeing it when the generator object is
+    # collected covers that case; `release_once` makes the two paths free it exactly once.
+    release = slots.release_once()
+    weakref.finalize(events, release)
+    return EventSourceResponse(_with_release(events, release))
