@@ -73,6 +73,8 @@ class TrainingConfig(BaseModel):
     task: Literal["delayed_recall", "temporal_order", "adding"] = Field(
         "delayed_recall", description="Long-lag task.")
     lag: int = Field(40, ge=2, le=200, description="Steps between the cue and the answer.")
+    noise: float = Field(0.0, ge=0.0, le=2.0,
+                         description="delayed_recall: noise on the symbol channels in the lag.")
     cells: str = Field("rnn,lstm,gru", max_length=20,
                        description="Comma-separated cells to train side by side.")
     nonlinearity: Literal["tanh", "sigmoid", "relu"] = Field("tanh", description="rnn phi.")

@@ -35,10 +35,13 @@ def task_shape(task: str, num_symbols: int = 8) -> tuple[int, int]:
 
 
 def delayed_recall(rng: np.random.Generator, batch_size: int, lag: int,
-                   num_symbols: int = 8) -> Batch:
+                   num_symbols: int = 8, noise: float = 0.0) -> Batch:
     """A symbol at t = 0, a blank channel for lag - 1 steps, then a cue: name the symbol.
 
     Channels: num_symbols one-hot symbol channels, then "blank", then "cue". T = lag + 1.
+    noise: standard deviation of Gaussian noise added to the symbol channels during the lag,
+    which a network must learn to ignore (a gated cell can shut its input gate; a plain RNN
+    cannot).
     """
     if lag < 1:
         raise ValueError(f"lag must be >= 1, got {lag}")
@@ -47,6 +50,9 @@ def delayed_recall(rng: np.random.Generator, batch_size: int, lag: int,
     symbols = rng.integers(0, num_symbols, batch_size)
     inputs[0, np.arange(batch_size), symbols] = 1.0
     inputs[1:-1, :, num_symbols] = 1.0  # blank
+    if noise:
+        inputs[1:-1, :, :num_symbols] = noise * rng.standard_normal((lag - 1, batch_size,
+                                                                     num_symbols))
     inputs[-1, :, num_symbols + 1] = 1.0  # cue: answer now
     targets = np.full((seq_len, batch_size), -1, dtype=np.int64)
     targets[-1] = symbols
@@ -108,7 +114,11 @@ GENERATORS = {"delayed_recall": delayed_recall, "temporal_order": temporal_order
               "adding": adding}
 
 
-def make_batch(task: str, rng: np.random.Generator, batch_size: int, lag: int) -> Batch:
+def make_batch(task: str, rng: np.random.Generator, batch_size: int, lag: int,
+               noise: float = 0.0) -> Batch:
+    """noise: delayed recall only (see ``delayed_recall``)."""
+    if task == "delayed_recall":
+        return delayed_recall(rng, batch_size, lag, noise=noise)
     try:
         generator = GENERATORS[task]
     except KeyError:

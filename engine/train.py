@@ -26,6 +26,7 @@ from .tasks import make_batch, task_shape
 class TrainConfig:
     task: str = "delayed_recall"  # "delayed_recall" | "temporal_order" | "adding"
     lag: int = 40
+    noise: float = 0.0  # delayed recall: std of the noise on the symbol channels during the lag
     cell: str = "lstm"
     nonlinearity: str = "tanh"  # rnn only
     hidden_size: int = 64
@@ -65,7 +66,7 @@ def train(config: TrainConfig, *, params: dict[str, np.ndarray] | None = None
     state = optim.init_state(config.optimizer, params)
     data_rng = np.random.default_rng([config.seed, 1])  # the same batches for every cell
     for step in range(1, config.steps + 1):
-        batch = make_batch(config.task, data_rng, config.batch_size, config.lag)
+        batch = make_batch(config.task, data_rng, config.batch_size, config.lag, config.noise)
         params, state, record = _train_step(config, params, state, batch, step)
         yield record
         if record.diverged:

@@ -145,7 +145,7 @@ def chain_figure(depth: int, x0: float) -> go.Figure:
                          "∏ f′ along the chain (log)", log_y=True, height=400)
     _room_for_legend(layout)
     layout["xaxis"]["range"] = [0, max(depth, 1)]
-    _log_decades(layout["yaxis"], [trace.y for trace in data])
+    _log_decades(layout["yaxis"], [trace["y"] for trace in data])
     return figure(data, layout)
 
 
@@ -175,7 +175,7 @@ def spread_figure(depth: int, x0: float | None = None) -> go.Figure:
         dict(x=0.0, xref="x domain", y=0.0, yref="y", xanchor="left", yanchor="bottom",
              showarrow=False, text="1ⁿ = 1", font=dict(size=12, color=COLOURS["tanh"])),
     ]
-    _log_decades(layout["yaxis"], [trace.y for trace in data] + [[0.25**depth]])
+    _log_decades(layout["yaxis"], [trace["y"] for trace in data] + [[0.25**depth]])
     if x0 is not None:
         layout["shapes"].append(dict(type="line", xref="x", x0=x0, x1=x0, yref="y domain",
                                      y0=0, y1=1, line=dict(color="#000000", width=1, dash="dot")))
@@ -228,14 +228,9 @@ def build(depth: int, x0: float) -> ActivationsResult:
     )
 
 
-def _scatter(**trace) -> go.Scatter:
-    """go.Scatter with x and y as plain lists of floats. plotly.py 6 sends NumPy arrays as base64
-    typed arrays, which app.jsonsafe cannot see into (a NaN there would be neither nulled nor
-    reported) and which the page's CSV export cannot read."""
-    for axis in ("x", "y"):
-        if isinstance(trace.get(axis), np.ndarray):
-            trace[axis] = trace[axis].astype(float).tolist()
-    return go.Scatter(**trace)
+def _scatter(**trace) -> dict:
+    """A scatter trace (app.jsonsafe turns its arrays into plain lists)."""
+    return dict(type="scatter", **trace)
 
 
 def _check_depth(depth: int) -> None:

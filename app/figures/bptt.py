@@ -152,16 +152,16 @@ def unrolled_figure(full: Simulation, k: int) -> go.Figure:
         edge_y += [-1, L if loss_here else L - 1, None]
 
     data = [
-        go.Scatter(x=edge_x, y=edge_y, mode="lines", name="connections", showlegend=False,
+        dict(type="scatter", x=edge_x, y=edge_y, mode="lines", name="connections", showlegend=False,
                    line=dict(color="#C8CCD2", width=1.2), hoverinfo="skip"),
-        go.Scatter(x=columns, y=np.full(n, -1), mode="markers", name="input xₜ",
+        dict(type="scatter", x=columns, y=np.full(n, -1), mode="markers", name="input xₜ",
                    showlegend=False, hovertemplate="input x_%{x}<extra></extra>",
                    marker=dict(symbol="square", size=size * 0.6, color="#9AA0A8")),
-        go.Scatter(x=columns[has_loss], y=np.full(int(has_loss.sum()), L), mode="markers",
+        dict(type="scatter", x=columns[has_loss], y=np.full(int(has_loss.sum()), L), mode="markers",
                    name="loss Lₜ", showlegend=False,
                    hovertemplate="loss L_%{x}: the gradient starts here<extra></extra>",
                    marker=dict(symbol="diamond", size=size * 0.8, color="#000000")),
-        go.Scatter(
+        dict(type="scatter", 
             x=xs, y=ys, mode="markers", name="hidden states", uid="nodes", showlegend=False,
             customdata=norms.ravel(),
             marker=dict(size=size, color=colour.ravel(), colorscale=SEQUENTIAL,
@@ -204,11 +204,11 @@ def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, se
     hover = ("loss step t = %{y}<br>state step s = %{x}<br>"
              "log₁₀‖∂L_t/∂h_s‖ = %{z:.2f}<extra>%{meta}</extra>")
     data = [
-        go.Heatmap(z=z_full, x=full["state_steps"], y=full["loss_steps"], xaxis="x", yaxis="y",
+        dict(type="heatmap", z=z_full, x=full["state_steps"], y=full["loss_steps"], xaxis="x", yaxis="y",
                    zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, meta="full BPTT",
                    name="full BPTT",
                    colorbar=dict(title=dict(text="log₁₀"), thickness=12), hovertemplate=hover),
-        go.Heatmap(z=z_trunc, x=trunc["state_steps"], y=trunc["loss_steps"], xaxis="x2",
+        dict(type="heatmap", z=z_trunc, x=trunc["state_steps"], y=trunc["loss_steps"], xaxis="x2",
                    yaxis="y2", zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, showscale=False,
                    meta=f"truncated, k = {k}", name=f"truncated, k = {k}",
                    hovertemplate=hover),
@@ -250,10 +250,10 @@ def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figur
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
     data = [
-        go.Scatter(x=steps, y=positive_or_none(full.contribution_norms[-1]), mode="lines+markers",
+        dict(type="scatter", x=steps, y=positive_or_none(full.contribution_norms[-1]), mode="lines+markers",
                    name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
                    marker=dict(size=4), hovertemplate=hover),
-        go.Scatter(x=steps, y=positive_or_none(trunc.contribution_norms[-1]),
+        dict(type="scatter", x=steps, y=positive_or_none(trunc.contribution_norms[-1]),
                    mode="lines+markers", name=f"truncated, k = {k}",
                    line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"),
                    marker=dict(size=4, symbol="x"), hovertemplate=hover),
@@ -269,10 +269,10 @@ def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figure:
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
     data = [
-        go.Scatter(x=steps, y=positive_or_none(full.grad_norms[-1]), mode="lines",
+        dict(type="scatter", x=steps, y=positive_or_none(full.grad_norms[-1]), mode="lines",
                    name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
                    hovertemplate=hover),
-        go.Scatter(x=steps, y=positive_or_none(trunc.grad_norms[-1]), mode="lines",
+        dict(type="scatter", x=steps, y=positive_or_none(trunc.grad_norms[-1]), mode="lines",
                    name=f"truncated, k = {k}",
                    line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"), hovertemplate=hover),
     ]

@@ -149,10 +149,10 @@ def gates_figure(diag: CellDiagnostics) -> go.Figure:
         values = sim.trace.gates[name][layer, :, 0]  # (T, H), sequence 0
         colour = PALETTE[row % len(PALETTE)]
         band = dict(mode="lines", line=dict(width=0, color=colour), hoverinfo="skip", **_axes(row))
-        data.append(go.Scatter(x=diag.steps, y=values.max(axis=1), name=f"{name} max", **band))
-        data.append(go.Scatter(x=diag.steps, y=values.min(axis=1), name=f"{name} min",
+        data.append(dict(type="scatter", x=diag.steps, y=values.max(axis=1), name=f"{name} max", **band))
+        data.append(dict(type="scatter", x=diag.steps, y=values.min(axis=1), name=f"{name} min",
                                fill="tonexty", fillcolor=_translucent(colour), **band))
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=diag.steps, y=values.mean(axis=1), mode="lines", name=f"{name} mean over units",
             line=dict(width=2.5, color=colour), **_axes(row),
             hovertemplate=f"t = %{{x}}<br>mean {name} = %{{y:.5f}}<extra></extra>"))
@@ -179,7 +179,7 @@ def state_figure(diag: CellDiagnostics) -> go.Figure:
     if len(units) < H or len(steps) < T:
         stride = steps[1] - steps[0] if len(steps) > 1 else 1
         title += f" ({len(units)} of {H} units, every {stride}th step)"
-    data = [go.Heatmap(
+    data = [dict(type="heatmap", 
         z=z, x=steps, y=units, colorscale=DIVERGING, zmin=-reach, zmax=reach,
         colorbar=dict(title=dict(text=symbol), thickness=12),
         hovertemplate=f"t = %{{x}}<br>unit %{{y}}<br>{symbol} = %{{z:.4g}}<extra></extra>")]
@@ -191,7 +191,7 @@ def gradient_figure(diag: CellDiagnostics) -> go.Figure:
     sim, layer = diag.sim, diag.layer
     data = []
     if diag.grad_cell is not None:
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=diag.steps, y=positive_or_none(diag.grad_cell[layer]), mode="lines",
             name="‖∂L/∂cₜ‖ (cell state)", line=dict(width=3, color=PALETTE[0]),
             hovertemplate="t = %{x}<br>‖∂L/∂c‖ = %{y:.4e}<extra></extra>"))
@@ -199,7 +199,7 @@ def gradient_figure(diag: CellDiagnostics) -> go.Figure:
     # Markers too when the line is short or broken up: a lone point (weight_scale 0 leaves h a
     # gradient at T-1 only) is invisible as a line.
     isolated = np.isfinite(hidden).sum() < 3 or sim.trace.seq_len <= 60
-    data.append(go.Scatter(
+    data.append(dict(type="scatter", 
         x=diag.steps, y=hidden, mode="lines+markers" if isolated else "lines",
         name="‖∂L/∂hₜ‖ (hidden state)", line=dict(width=2.5, color=PALETTE[3], dash="dash"),
         marker=dict(size=7 if np.isfinite(hidden).sum() < 3 else 4),
@@ -225,11 +225,11 @@ def carry_figure(diag: CellDiagnostics) -> go.Figure:
     layout["yaxis"].update(type="log", title=dict(text="norm (log)"))
     layout["yaxis2"].update(type="log", title=dict(text="gain (log)"))
     data = [
-        go.Scatter(
+        dict(type="scatter", 
             x=diag.steps, y=positive_or_none(diag.grad_state[layer]), mode="lines",
             name=f"all paths ‖∂L/∂{state}ₜ‖", line=dict(width=2.5, color=PALETTE[1]),
             hovertemplate="t = %{x}<br>all paths = %{y:.4e}<extra></extra>", **_axes(0)),
-        go.Scatter(
+        dict(type="scatter", 
             x=diag.steps, y=positive_or_none(diag.carry_path[layer]), mode="lines",
             name="carry path only (×f per step)" if lstm else "carry path only (×z per step)",
             line=dict(width=3, color=PALETTE[0], dash="dash"),
@@ -238,19 +238,19 @@ def carry_figure(diag: CellDiagnostics) -> go.Figure:
     colour = PALETTE[2]
     band = dict(mode="lines", line=dict(width=0, color=colour), hoverinfo="skip",
                 showlegend=False, **_axes(1))
-    data.append(go.Scatter(x=diag.steps, y=positive_or_none(diag.gain_max[layer]),
+    data.append(dict(type="scatter", x=diag.steps, y=positive_or_none(diag.gain_max[layer]),
                            name="gain max over units", **band))
-    data.append(go.Scatter(x=diag.steps, y=positive_or_none(diag.gain_min[layer]),
+    data.append(dict(type="scatter", x=diag.steps, y=positive_or_none(diag.gain_min[layer]),
                            name="gain min over units", fill="tonexty",
                            fillcolor=_translucent(colour), **band))
-    data.append(go.Scatter(
+    data.append(dict(type="scatter", 
         x=diag.steps, y=positive_or_none(diag.gain_mean[layer]), mode="lines",
         name="carry gain (band: min–max over units)", line=dict(width=3, color=colour),
         hovertemplate="t = %{x}<br>gain = %{y:.4e}<extra></extra>", **_axes(1)))
     reference = diag.reference()
     if reference is not None:
         label = (f"σ(b_f = {diag.bias:g})^(T−1−t)" if lstm else "σ(b_z = 0)^(T−1−t)")
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=diag.steps, y=positive_or_none(reference), mode="lines", name=label,
             line=dict(width=2, color="#000000", dash="dot"),
             hovertemplate="t = %{x}<br>reference = %{y:.4e}<extra></extra>", **_axes(1)))

@@ -48,13 +48,13 @@ def grad_norm_figure(sims: dict[str, Simulation]) -> go.Figure:
     data = []
     for cell, sim in sims.items():
         steps = np.arange(sim.trace.seq_len)
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=steps, y=positive_or_none(sim.grad_norms[-1]), mode="lines", name=cell,
             line=dict(color=CELL_COLOURS[cell], width=2.5),
             hovertemplate="t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>" + cell + "</extra>"))
         cell_norms = engine.cell_grad_norms(sim.trace)  # (L, T) for lstm, else None
         if cell_norms is not None:
-            data.append(go.Scatter(
+            data.append(dict(type="scatter", 
                 x=steps, y=positive_or_none(cell_norms[-1]), mode="lines",
                 name=f"{cell} cell state ‖∂loss/∂cₜ‖",
                 line=dict(color=CELL_COLOURS[cell], width=1.5, dash="dot"),
@@ -75,7 +75,7 @@ def retention_figure(sims: dict[str, Simulation]) -> go.Figure:
         orders = np.log10(ratios)
     orders = np.where(np.isfinite(orders), orders, np.nan)
     labels = [f"{r:.2e}" if np.isfinite(r) and r > 0 else "not finite" for r in ratios]
-    data = [go.Bar(
+    data = [dict(type="bar", 
         x=cells, y=orders, text=labels, textposition="outside", cliponaxis=False,
         marker=dict(color=[CELL_COLOURS[cell] for cell in cells]), name="first / last",
         customdata=ratios,

@@ -22,12 +22,12 @@ def grad_norm_figure(sim: Simulation) -> go.Figure:
     steps = np.arange(sim.trace.seq_len)
     data = []
     for layer, norms in enumerate(sim.grad_norms):
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=steps, y=positive_or_none(norms), mode="lines", name=f"layer {layer}",
             line=dict(width=2.5, color=PALETTE[layer % len(PALETTE)]),
             hovertemplate="t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>layer " f"{layer}</extra>"))
     if sim.bound_log10 is not None:
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=steps, y=10.0 ** np.clip(sim.bound_log10, -300, 300), mode="lines",
             name="Pascanu bound (top layer)", line=dict(width=2, dash="dash", color="#000000"),
             hovertemplate="t = %{x}<br>bound = %{y:.3e}<extra></extra>"))
@@ -39,7 +39,7 @@ def grad_norm_figure(sim: Simulation) -> go.Figure:
 def layer_time_heatmap(sim: Simulation) -> go.Figure:
     """Layers x time heatmap of log10 ||d loss / d h_t||."""
     values = log10_or_nan(sim.grad_norms)  # (L, T)
-    data = [go.Heatmap(
+    data = [dict(type="heatmap", 
         # Numeric rows with tick labels: Plotly.js draws a heatmap with a categorical y axis
         # as an <image> of height NaN (a console error) in the browser.
         z=values, x=np.arange(sim.trace.seq_len), y=np.arange(len(values)),
@@ -62,7 +62,7 @@ def hidden_heatmap(sim: Simulation, layer: int = 0) -> go.Figure:
         title += f" ({len(units)} of {sim.trace.hidden.shape[-1]} units, every "
         title += f"{steps[1] - steps[0] if len(steps) > 1 else 1}th step)"
     symmetric = sim.config.cell != "rnn" or sim.config.nonlinearity == "tanh"
-    data = [go.Heatmap(
+    data = [dict(type="heatmap", 
         z=values[layer], x=steps, y=units, colorscale=DIVERGING if symmetric else SEQUENTIAL,
         zmid=0 if symmetric else None, colorbar=dict(title=dict(text="h"), thickness=12),
         hovertemplate="t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra></extra>")]
@@ -73,11 +73,11 @@ def eigenvalue_figure(sim: Simulation) -> go.Figure:
     """Eigenvalues of each W_hh block in the complex plane, with the unit circle and, for an rnn,
     the 1/gamma circle (inside it the gradient must vanish whatever the inputs)."""
     angle = np.linspace(0, 2 * np.pi, 181)
-    data = [go.Scatter(x=np.cos(angle), y=np.sin(angle), mode="lines", name="unit circle",
+    data = [dict(type="scatter", x=np.cos(angle), y=np.sin(angle), mode="lines", name="unit circle",
                        line=dict(color="#000000", width=1.5), hoverinfo="skip")]
     if sim.gamma is not None and sim.gamma != 1.0:
         radius = 1.0 / sim.gamma
-        data.append(go.Scatter(x=radius * np.cos(angle), y=radius * np.sin(angle), mode="lines",
+        data.append(dict(type="scatter", x=radius * np.cos(angle), y=radius * np.sin(angle), mode="lines",
                                name=f"1/γ = {radius:g} circle",
                                line=dict(color="#777777", width=1.5, dash="dot"),
                                hoverinfo="skip"))
@@ -85,7 +85,7 @@ def eigenvalue_figure(sim: Simulation) -> go.Figure:
     for layer, blocks in enumerate(sim.spectra):
         for gate, spectrum in blocks.items():
             label = f"layer {layer}" + ("" if gate == "h" else f", W_h{gate}")
-            data.append(go.Scatter(
+            data.append(dict(type="scatter", 
                 x=spectrum.eigenvalues.real, y=spectrum.eigenvalues.imag, mode="markers",
                 name=label, marker=dict(size=7, color=PALETTE[colour % len(PALETTE)],
                                         line=dict(width=0.5, color="#333333")),
@@ -101,13 +101,13 @@ def contribution_figure(sim: Simulation) -> go.Figure:
     steps = np.arange(sim.trace.seq_len)
     data = []
     for layer, norms in enumerate(sim.contribution_norms):
-        data.append(go.Bar(
+        data.append(dict(type="bar", 
             x=steps, y=positive_or_none(norms), name=f"layer {layer}",
             marker=dict(color=PALETTE[layer % len(PALETTE)]),
             hovertemplate="t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra></extra>"))
     clip = sim.clipping
     if clip["threshold"] is not None and clip["coef"] < 1.0:
-        data.append(go.Scatter(
+        data.append(dict(type="scatter", 
             x=steps, y=positive_or_none(sim.contribution_norms[-1] * clip["coef"]),
             mode="lines", name="top layer after clipping", line=dict(color="#000000", width=2)))
     layout = base_layout("Per-step contributions to ∂loss/∂W_hh", "time step t",

@@ -9,14 +9,14 @@ from app.figures.common import CELL_COLOURS, SEQUENTIAL, base_layout, figure
 
 
 def loss_figure(cells: list[str], regression: bool) -> go.Figure:
-    data = [go.Scatter(x=[], y=[], mode="lines", name=cell,
+    data = [dict(type="scatter", x=[], y=[], mode="lines", name=cell,
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     label = "squared error (log)" if regression else "cross-entropy (log)"
     return figure(data, base_layout("Training loss", "training step", label, log_y=True))
 
 
 def accuracy_figure(cells: list[str], chance: float) -> go.Figure:
-    data = [go.Scatter(x=[], y=[], mode="lines", name=cell,
+    data = [dict(type="scatter", x=[], y=[], mode="lines", name=cell,
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     layout = base_layout("Accuracy at the answer step", "training step", "accuracy")
     layout["yaxis"]["range"] = [0, 1.02]
@@ -30,9 +30,9 @@ def accuracy_figure(cells: list[str], chance: float) -> go.Figure:
 def grad_norm_figure(cells: list[str]) -> go.Figure:
     data = []
     for cell in cells:
-        data.append(go.Scatter(x=[], y=[], mode="lines", name=f"{cell} before clipping",
+        data.append(dict(type="scatter", x=[], y=[], mode="lines", name=f"{cell} before clipping",
                                line=dict(color=CELL_COLOURS[cell], width=2)))
-        data.append(go.Scatter(x=[], y=[], mode="lines", name=f"{cell} after",
+        data.append(dict(type="scatter", x=[], y=[], mode="lines", name=f"{cell} after",
                                line=dict(color=CELL_COLOURS[cell], width=2, dash="dot")))
     return figure(data, base_layout("Gradient norm per update", "training step",
                                     "global norm (log)", log_y=True))
@@ -40,7 +40,7 @@ def grad_norm_figure(cells: list[str]) -> go.Figure:
 
 def heatmap_figure(cell: str, time_steps: list[int]) -> go.Figure:
     """Training step x time step of log10 ||d loss / d h_t||: each update adds a row."""
-    data = [go.Heatmap(z=[], x=time_steps, y=[], colorscale=SEQUENTIAL, zmin=-8, zmax=0,
+    data = [dict(type="heatmap", z=[], x=time_steps, y=[], colorscale=SEQUENTIAL, zmin=-8, zmax=0,
                        colorbar=dict(title=dict(text="log₁₀"), thickness=12),
                        hovertemplate="step %{y}<br>t = %{x}<br>log₁₀‖∂loss/∂hₜ‖ = %{z:.2f}"
                                      "<extra>" + cell + "</extra>")]

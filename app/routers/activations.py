@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import jsonsafe
+from app.figures.common import figure_json
 from app.figures import activations as activation_figures
 
 router = APIRouter(prefix="/api", tags=["activations"])
@@ -33,7 +34,7 @@ def activations(query: Annotated[ActivationsQuery, Query()]) -> Response:
     document, nonfinite = jsonsafe.to_strict({
         "query": query.model_dump(),
         "summary": result.summary,
-        "figures": {name: fig.to_plotly_json() for name, fig in result.figures.items()},
+        "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
     })
     document["nonfinite"] = nonfinite
     return Response(jsonsafe.dumps(document), media_type="application/json")

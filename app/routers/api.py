@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app import jsonsafe
+from app.figures.common import figure_json
 from app.schemas import SimulationConfig
 from app.views import ViewResult, budget_error, view_builder
 
@@ -27,7 +28,7 @@ def result_document(config: SimulationConfig, view: str, result: ViewResult) -> 
         "summary": result.summary,
         "checks": result.checks,
         "series": result.series,
-        "figures": {name: fig.to_plotly_json() for name, fig in result.figures.items()},
+        "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
     })
     document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
     return document

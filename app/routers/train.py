@@ -22,6 +22,7 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 import numpy as np
 
 from app import jsonsafe
+from app.figures.common import figure_json
 from app.figures import train as train_figures
 from app.schemas import TrainingConfig
 from app.settings import Settings
@@ -71,7 +72,8 @@ slots = TrainingSlots(settings.max_training_streams)
 
 def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
     return TrainConfig(
-        task=config.task, lag=config.lag, cell=cell, nonlinearity=config.nonlinearity,
+        task=config.task, lag=config.lag, noise=config.noise, cell=cell,
+        nonlinearity=config.nonlinearity,
         hidden_size=config.hidden_size, batch_size=config.batch_size,
         optimizer=config.optimizer, lr=config.lr, clip=config.clip,
         clip_mode=config.clip_mode, truncation=config.truncation,
@@ -110,7 +112,7 @@ async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
                               "input_size": input_size, "output_size": output_size,
                               "seq_len": seq_len, "chance": chance,
                               "max_seconds": settings.max_training_seconds,
-                              "figures": {k: f.to_plotly_json() for k, f in figures.items()}})
+                              "figures": {k: figure_json(f) for k, f in figures.items()}})
         started = time.monotonic()
         reason = "finished"
         while runs:

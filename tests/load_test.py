@@ -1,0 +1,156 @@
+"""Load test on loopback: many concurrent clients against a real server process.
+
+    python tests/load_test.py                    # every scenario, 60 s each
+    python tests/load_test.py --duration 20 --scenarios post50,stream50
+
+Bounded in count and time, loopback only. Each scenario starts its own server
+(``gradient-flow-lab --workers N``) so memory is measured from a fresh start. Prints requests
+per second, p50/p99 latency, errors, and the server's resident memory (all its processes) at the
+start and the end. Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.browser import free_port  # noqa: E402
+
+DEFAULT = {}  # the configuration model's defaults
+LARGEST = {"seq_len": 1000, "hidden_size": 250, "num_layers": 1, "batch_size": 1,
+           "cell": "lstm"}  # about the whole work budget
+SCENARIOS = {
+    # name: (workers, [(clients, kind, config)])
+    "post50": (1, [(50, "post", DEFAULT)]),
+    "post100": (1, [(100, "post", DEFAULT)]),
+    "stream50": (1, [(50, "stream", DEFAULT)]),
+    "stream100": (1, [(100, "stream", DEFAULT)]),
+    "post50_workers2": (2, [(50, "post", DEFAULT)]),
+    "heavy10_light50": (1, [(10, "post", LARGEST), (50, "post", DEFAULT)]),
+}
+MAX_REQUESTS = 200_000  # a hard stop whatever the duration
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn workers), in MB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+async def client_loop(http, url, kind, config, deadline, latencies, errors, counter):
+    while time.monotonic() < deadline and counter[0] < MAX_REQUESTS:
+        counter[0] += 1
+        started = time.perf_counter()
+        try:
+            if kind == "post":
+                response = await http.post(f"{url}/api/simulate", json=config)
+                ok = response.status_code == 200 and response.content.endswith(b"}")
+            else:
+                async with http.stream("GET", f"{url}/api/simulate/stream",
+                                       params=config) as response:
+                    body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                ok = response.status_code == 200 and b"event: result" in body
+        except httpx.HTTPError as error:
+            ok = False
+            errors.append(type(error).__name__)
+        if ok:
+            latencies.append(time.perf_counter() - started)
+        elif not errors or errors[-1] != "status":
+            errors.append("status")
+
+
+async def run_groups(url, groups, duration):
+    deadline = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=sum(c for c, _, _ in groups) + 10)
+    results = []
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        tasks = []
+        for clients, kind, config in groups:
+            latencies, errors, counter = [], [], [0]
+            results.append((clients, kind, config, latencies, errors))
+            tasks += [client_loop(http, url, kind, config, deadline, latencies, errors, counter)
+                      for _ in range(clients)]
+        await asyncio.gather(*tasks)
+    return results
+
+
+def start_server(workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    # warm up every worker: the first request of a process pays for imports and caches
+    for _ in range(4 * workers):
+        urllib.request.urlopen(urllib.request.Request(
+            url + "/api/simulate", data=b"{}", headers={"content-type": "application/json"}),
+            timeout=30).read()
+    return process, url
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    args = parser.parse_args()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{args.duration:g} s per scenario, loopback")
+    print("| scenario | clients | requests | req/s | p50 ms | p99 ms | errors | "
+          "server MB start → end |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.scenarios.split(","):
+        workers, groups = SCENARIOS[name]
+        process, url = start_server(workers)
+        try:
+            memory_start = rss_mb(process.pid)
+            results = asyncio.run(run_groups(url, groups, args.duration))
+            memory_end = rss_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        for clients, kind, config, latencies, errors in results:
+            label = f"{name} ({kind}, {'largest' if config else 'default'} config)"
+            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+            print(f"| {label} | {clients} | {len(latencies)} | "
+                  f"{len(latencies) / args.duration:.1f} | "
+                  f"{1e3 * p50:.0f} | {1e3 * p99:.0f} | {len(errors)} | "
+                  f"{memory_start:.0f} → {memory_end:.0f} |" if latencies else
+                  f"| {label} | {clients} | 0 | 0 | - | - | {len(errors)} | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

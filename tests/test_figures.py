@@ -1,0 +1,42 @@
+"""Every figure the API sends is valid plotly: built fast without validation on the request
+path (app.figures.common.figure), so it is validated here, once, by plotly.py itself."""
+
+import plotly.graph_objects as go
+import pytest
+
+from app.figures import activations, train
+from app.figures.common import figure_json
+from app.schemas import SimulationConfig
+from app.views import view_builder
+
+
+def assert_valid(name, fig):
+    spec = figure_json(fig)
+    try:
+        go.Figure(spec)  # validates every property, raising on a misspelt or wrong one
+    except (ValueError, TypeError) as error:
+        pytest.fail(f"figure {name!r} is not valid plotly: {error}")
+    assert spec["data"], f"figure {name!r} has no traces"
+
+
+@pytest.mark.parametrize("view", ["explore", "bptt", "cells", "compare"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_view_figures_are_valid_plotly(view, cell):
+    config = SimulationConfig(cell=cell, seq_len=30, num_layers=2, clip=1.0, truncation=7)
+    for name, fig in view_builder(view)(config).figures.items():
+        assert_valid(name, fig)
+
+
+def test_activation_and_training_figures_are_valid_plotly():
+    for name, fig in activations.build(12, 0.5).figures.items():
+        assert_valid(name, fig)
+    for name, fig in train.build(["rnn", "lstm"], False, 0.125, [0, 1, 2]).items():
+        assert_valid(name, fig)
+
+
+def test_figures_still_work_as_plotly_figures_in_a_notebook():
+    config = SimulationConfig(seq_len=20)
+    fig = view_builder("explore")(config).figures["grad_norms"]
+    assert isinstance(fig, go.Figure)
+    assert fig.to_dict()["data"][0]["type"] == "scatter"
+    assert "<div" in fig.to_html(include_plotlyjs=False, full_html=False)
