@@ -131,7 +131,8 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
         layer_inputs, caches, hidden = [], [], []
         x = inputs
         for layer in range(L):
-            x_proj = x @ params[f"weight_ih_l{layer}"].T + params[f"bias_ih_l{layer}"]  # (T,B,GH)
+            x_proj = affine(x, params[f"weight_ih_l{layer}"].T,
+                            params[f"bias_ih_l{layer}"])  # (T, B, GH)
             h, cache = module.forward(x_proj, params[f"weight_hh_l{layer}"],
                                       params[f"bias_hh_l{layer}"], h0[layer],
                                       None if c0 is None else c0[layer], nonlinearity)
@@ -141,13 +142,13 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
             x = h
         hidden = np.stack(hidden)  # (L, T, B, H)
 
-        logits = hidden[-1] @ params["head.weight"].T + params["head.bias"]  # (T, B, K)
+        logits = affine(hidden[-1], params["head.weight"].T, params["head.bias"])  # (T, B, K)
         step_loss, grad_logits = loss_fn(logits, targets)
         grads = {
             "head.weight": grad_logits.reshape(-1, K).T @ hidden[-1].reshape(-1, H),  # (K, H)
             "head.bias": grad_logits.sum(axis=(0, 1)),
         }
-        grad_top = grad_logits @ params["head.weight"]  # (T, B, H)
+        grad_top = affine(grad_logits, params["head.weight"])  # (T, B, H)
         backward = backward_layers(cell, params, caches, grad_top, truncation)
         for layer, (grad_x_proj, grad_h_proj, *_rest) in enumerate(backward):
             h_prev = np.concatenate([h0[layer][None], hidden[layer, :-1]])  # (T, B, H)
@@ -209,8 +210,17 @@ def backward_layers(cell, params, caches, grad_top, truncation=None):
             grad_output, caches[layer], params[f"weight_hh_l{layer}"], truncation)
         results[layer] = (grad_x_proj, grad_h_proj, grad_hidden, grad_cell, grad_output)
         if layer:
-            grad_output = grad_x_proj @ params[f"weight_ih_l{layer}"]  # to the layer below
+            grad_output = affine(grad_x_proj, params[f"weight_ih_l{layer}"])  # to the layer below
     return results
+
+
+def affine(x, weight, bias=None):
+    """x @ weight (+ bias) over the last axis, as one 2-D matrix product: on a (T, B, D) array
+    NumPy's @ would call BLAS once per step (measured 2x slower at B = 1)."""
+    out = (x.reshape(-1, x.shape[-1]) @ weight).reshape(*x.shape[:-1], weight.shape[-1])
+    if bias is not None:
+        out += bias
+    return out
 
 
 def _cross_entropy(logits, targets):
