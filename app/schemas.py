@@ -73,19 +73,19 @@ class TrainingConfig(BaseModel):
     task: Literal["delayed_recall", "temporal_order", "adding"] = Field(
         "delayed_recall", description="Long-lag task.")
     lag: int = Field(40, ge=2, le=200, description="Steps between the cue and the answer.")
-    noise: float = Field(0.0, ge=0.0, le=2.0,
+    noise: float = Field(0.5, ge=0.0, le=2.0,
                          description="delayed_recall: noise on the symbol channels in the lag.")
     cells: str = Field("rnn,lstm,gru", max_length=20,
                        description="Comma-separated cells to train side by side.")
     nonlinearity: Literal["tanh", "sigmoid", "relu"] = Field("tanh", description="rnn phi.")
-    hidden_size: int = Field(64, ge=1, le=128, description="Hidden units H.")
+    hidden_size: int = Field(32, ge=1, le=128, description="Hidden units H.")
     batch_size: int = Field(32, ge=1, le=128, description="Sequences per step B.")
     optimizer: Literal["sgd", "momentum", "adam"] = Field("adam", description="Optimiser.")
     lr: float = Field(0.01, gt=0.0, le=10.0, description="Learning rate.")
     clip: float = Field(1.0, ge=0.0, le=1000.0, description="Clipping threshold; 0 = off.")
     clip_mode: Literal["norm", "value"] = Field("norm", description="Global norm or per value.")
     truncation: int = Field(0, ge=0, le=200, description="TBPTT chunk length; 0 = full BPTT.")
-    forget_bias: float = Field(1.0, ge=-10.0, le=10.0, description="lstm forget-gate bias.")
+    forget_bias: float = Field(10.0, ge=-10.0, le=10.0, description="lstm forget-gate bias.")
     steps: int = Field(2000, ge=1, le=20000, description="Training steps per model.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of weights and data.")
 

@@ -22,21 +22,26 @@ from .params import init_params
 from .tasks import make_batch, task_shape
 
 
+# Losses on these tasks start near log(8) or 1/6; one a million times larger has blown up, even if
+# it is still a finite number (a ReLU net can swing between 1e150 and 1e6 before reaching inf).
+DIVERGED_LOSS = 1e6
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     task: str = "delayed_recall"  # "delayed_recall" | "temporal_order" | "adding"
     lag: int = 40
-    noise: float = 0.0  # delayed recall: std of the noise on the symbol channels during the lag
+    noise: float = 0.5  # delayed recall: std of the noise on the symbol channels during the lag
     cell: str = "lstm"
     nonlinearity: str = "tanh"  # rnn only
-    hidden_size: int = 64
+    hidden_size: int = 32
     batch_size: int = 32
     optimizer: str = "adam"  # "sgd" | "momentum" | "adam"
     lr: float = 1e-2
     clip: float = 1.0  # 0 = no clipping
     clip_mode: str = "norm"  # "norm" (global norm) | "value" (per element)
     truncation: int = 0  # 0 = full BPTT; k = chunks of k steps, an update after each chunk
-    forget_bias: float = 1.0  # lstm only
+    forget_bias: float = 10.0  # lstm only: sigmoid(10) = 0.99995, the cell keeps its content
     init: str = "default"
     steps: int = 2000
     seed: int = 0
@@ -52,7 +57,7 @@ class StepRecord:
     grad_norm_clipped: float  # ... and after
     time_steps: np.ndarray  # (n,) the steps t of the sequence the norms below belong to
     grad_norms: np.ndarray  # (n,) ||d loss / d h_t|| of the top layer
-    diverged: bool  # loss or gradient became inf or nan: training of this model stops
+    diverged: bool  # loss or gradient inf or nan, or loss > DIVERGED_LOSS: this model stops
 
 
 def train(config: TrainConfig, *, params: dict[str, np.ndarray] | None = None
@@ -102,7 +107,7 @@ def _train_step(config, params, state, batch, step):
 
     grad_norm = global_norm(grad_sum)
     loss = total_loss / batch_size
-    diverged = not (np.isfinite(loss) and np.isfinite(grad_norm))
+    diverged = not (np.isfinite(loss) and np.isfinite(grad_norm) and loss < DIVERGED_LOSS)
     accuracy = None
     if batch.loss == "cross_entropy":
         answer = batch.targets[-1]

@@ -5,7 +5,7 @@ import { applyFigure } from "./plots.js";
 
 const defaults = JSON.parse(document.getElementById("train-defaults").textContent);
 const TYPES = { lag: "int", hidden_size: "int", batch_size: "int", truncation: "int",
-  steps: "int", seed: "int", lr: "float", clip: "float", forget_bias: "float" };
+  steps: "int", seed: "int", lr: "float", clip: "float", forget_bias: "float", noise: "float" };
 const TABLE = Object.fromEntries(Object.entries(defaults).map(
   ([name, value]) => [name, { type: TYPES[name] ?? "str", default: value }]));
 
