@@ -6,7 +6,6 @@ from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
 from pydantic import BaseModel
 
 from app.schemas import SimulationConfig, TrainingConfig
@@ -29,7 +28,9 @@ def _allowed(name: str, model: type[BaseModel] = SimulationConfig) -> str | None
             low, above = meta.gt, True
         high = getattr(meta, "le", high)
     if low is not None and high is not None:
-        return f"{'above' if above else 'between'} {low:g} and {'at most ' if above else ''}{high:g}"
+        if above:
+            return f"above {low:g} and at most {high:g}"
+        return f"between {low:g} and {high:g}"
     choices = getattr(field.annotation, "__args__", None)
     if choices:
         return "one of " + ", ".join(map(str, choices))

@@ -8,8 +8,8 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import validation_error_handler
 from app.resources import static_dir
-from app.security import MAX_BODY_BYTES, SecurityMiddleware
 from app.routers import activations, api, health, pages, train, vendor
+from app.security import MAX_BODY_BYTES, SecurityMiddleware
 
 
 def create_app() -> FastAPI:

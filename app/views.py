@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 
 from app.figures import explore as explore_figures
 from app.schemas import WORK_BUDGET, SimulationConfig
-from engine.params import GATES
 from app.simulation import Simulation, simulate
+from engine.params import GATES
 
 
 @dataclass

@@ -93,4 +93,5 @@ def _lookup(name: str):
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"nonlinearity must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None
+        raise ValueError(
+            f"nonlinearity must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None

@@ -35,7 +35,8 @@ class Trace:
                    recurrence (the head for the top layer, the layer above otherwise).
     cell:          (L, T, B, H) lstm cell state c_t, else None.
     grad_cell:     (L, T, B, H) d loss / d c_t for lstm, else None.
-    gates:         {gate name: (L, T, B, H)}: lstm "i", "f", "g", "o"; gru "r", "z", "n"; {} for rnn.
+    gates:         {gate name: (L, T, B, H)}: lstm "i", "f", "g", "o"; gru "r", "z", "n";
+                   {} for rnn.
     grad_h_proj:   (L, T, B, G*H) d loss / d (W_hh h_{t-1} + b_hh) at each step; step t's share of
                    d loss / d W_hh is grad_h_proj[l, t].T @ h_{t-1}.
     grads:         d loss / d params, same keys and shapes as the params.

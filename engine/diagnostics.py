@@ -1,4 +1,4 @@
-"""What the pages plot, computed from a ``Trace``: where the gradient goes, and how far back it gets.
+"""What the pages plot, computed from a ``Trace``: where the gradient goes, how far back it gets.
 
 Cheap (one pass over arrays the trace already holds): ``grad_norms``, ``contribution_norms``,
 ``carry_gain``, ``carry_path_grad_norms``. Dearer, because they push many upstream gradients

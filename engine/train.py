@@ -21,7 +21,6 @@ from .diagnostics import norm
 from .params import init_params
 from .tasks import make_batch, task_shape
 
-
 # Losses on these tasks start near log(8) or 1/6; one a million times larger has blown up, even if
 # it is still a finite number (a ReLU net can swing between 1e150 and 1e6 before reaching inf).
 DIVERGED_LOSS = 1e6

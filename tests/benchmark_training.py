@@ -25,8 +25,8 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.schemas import TrainingConfig  # noqa: E402  (the page's defaults)
 from app.routers.train import engine_config  # noqa: E402
+from app.schemas import TrainingConfig  # noqa: E402  (the page's defaults)
 from engine.train import train  # noqa: E402
 
 WINDOW = 20
@@ -47,7 +47,8 @@ def run_one(config: TrainingConfig, cell: str, budget: float) -> dict:
             break
     cpu = time.process_time() - started
     return {"cell": cell, "seed": config.seed, "truncation": config.truncation,
-            "steps": record.step, "cpu_s": round(cpu, 1), "wall_s": round(time.monotonic() - wall, 1),
+            "steps": record.step, "cpu_s": round(cpu, 1),
+            "wall_s": round(time.monotonic() - wall, 1),
             "final_accuracy": round(statistics.mean(recent), 3), "diverged": record.diverged,
             "learned_step": None if learned_at is None else learned_at[0],
             "learned_cpu_s": None if learned_at is None else round(learned_at[1], 1)}

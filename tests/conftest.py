@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import app  # noqa: F401  (first: it limits BLAS to one thread before NumPy loads)
-
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+import app as _app_package  # noqa: F401  (first: it limits BLAS to one thread)
 from app.main import app
 
 

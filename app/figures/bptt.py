@@ -204,7 +204,8 @@ def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, se
     hover = ("loss step t = %{y}<br>state step s = %{x}<br>"
              "log₁₀‖∂L_t/∂h_s‖ = %{z:.2f}<extra>%{meta}</extra>")
     data = [
-        dict(type="heatmap", z=z_full, x=full["state_steps"], y=full["loss_steps"], xaxis="x", yaxis="y",
+        dict(type="heatmap", z=z_full, x=full["state_steps"], y=full["loss_steps"],
+             xaxis="x", yaxis="y",
                    zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, meta="full BPTT",
                    name="full BPTT",
                    colorbar=dict(title=dict(text="log₁₀"), thickness=12), hovertemplate=hover),
@@ -250,7 +251,8 @@ def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figur
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
     data = [
-        dict(type="scatter", x=steps, y=positive_or_none(full.contribution_norms[-1]), mode="lines+markers",
+        dict(type="scatter", x=steps, y=positive_or_none(full.contribution_norms[-1]),
+             mode="lines+markers",
                    name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
                    marker=dict(size=4), hovertemplate=hover),
         dict(type="scatter", x=steps, y=positive_or_none(trunc.contribution_norms[-1]),

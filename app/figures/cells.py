@@ -149,7 +149,8 @@ def gates_figure(diag: CellDiagnostics) -> go.Figure:
         values = sim.trace.gates[name][layer, :, 0]  # (T, H), sequence 0
         colour = PALETTE[row % len(PALETTE)]
         band = dict(mode="lines", line=dict(width=0, color=colour), hoverinfo="skip", **_axes(row))
-        data.append(dict(type="scatter", x=diag.steps, y=values.max(axis=1), name=f"{name} max", **band))
+        data.append(dict(type="scatter", x=diag.steps, y=values.max(axis=1), name=f"{name} max",
+                         **band))
         data.append(dict(type="scatter", x=diag.steps, y=values.min(axis=1), name=f"{name} min",
                                fill="tonexty", fillcolor=_translucent(colour), **band))
         data.append(dict(type="scatter", 

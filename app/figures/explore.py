@@ -77,7 +77,8 @@ def eigenvalue_figure(sim: Simulation) -> go.Figure:
                        line=dict(color="#000000", width=1.5), hoverinfo="skip")]
     if sim.gamma is not None and sim.gamma != 1.0:
         radius = 1.0 / sim.gamma
-        data.append(dict(type="scatter", x=radius * np.cos(angle), y=radius * np.sin(angle), mode="lines",
+        data.append(dict(type="scatter", x=radius * np.cos(angle), y=radius * np.sin(angle),
+                         mode="lines",
                                name=f"1/γ = {radius:g} circle",
                                line=dict(color="#777777", width=1.5, dash="dot"),
                                hoverinfo="skip"))

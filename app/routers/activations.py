@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import jsonsafe
-from app.figures.common import figure_json
 from app.figures import activations as activation_figures
+from app.figures.common import figure_json
 
 router = APIRouter(prefix="/api", tags=["activations"])
 

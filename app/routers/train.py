@@ -10,20 +10,19 @@ and the ``finally`` stops the work: at most one step (well under a second) runs 
 from __future__ import annotations
 
 import threading
-import weakref
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-import numpy as np
-
 from app import jsonsafe
-from app.figures.common import figure_json
 from app.figures import train as train_figures
+from app.figures.common import figure_json
 from app.schemas import TrainingConfig
 from app.settings import Settings
 from engine.tasks import task_shape

@@ -1,4 +1,4 @@
-"""Recurrent cells. Each module has the same two stateless functions, the backward under the forward:
+"""Recurrent cells. Each module has the same two stateless functions, backward under forward:
 
     forward(x_proj, weight_hh, bias_hh, h0, c0, nonlinearity) -> (hidden (T, B, H), cache)
     backward(grad_output, cache, weight_hh, truncation)
