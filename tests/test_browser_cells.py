@@ -27,7 +27,7 @@ def carry_gain_trace(page) -> list:
     """The carry-gain line of the figure last applied, as plain numbers."""
     return page.evaluate("""async () => {
         const cells = await import('/static/js/cells.js');  // the page's own module instance
-        const figure = cells.plainFigure(cells.latestResult().figures.carry);
+        const figure = cells.latestResult().figures.carry;  // plain arrays (app/jsonsafe.py)
         return figure.data.find((t) => (t.name || '').startsWith('carry gain')).y;
     }""")
 

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.browser
 
 
 def points(page, div):
-    return page.evaluate(f"document.getElementById('{div}').data.map(t => t.x.length)")
+    return page.evaluate(f"() => document.getElementById('{div}').data.map(t => t.x.length)")
 
 
 def test_start_shows_growing_curves_and_stop_ends_the_run(page):
@@ -16,10 +16,12 @@ def test_start_shows_growing_curves_and_stop_ends_the_run(page):
     assert page.locator("#ctl-lag").input_value() == "10"
     page.get_by_role("button", name="Start training").click()
     page.wait_for_function(
-        "document.getElementById('fig-loss').data?.every(t => t.x.length >= 3)", timeout=60000)
+        "() => document.getElementById('fig-loss').data?.every(t => t.x.length >= 3)",
+        timeout=60000)
     first = points(page, "fig-loss")
     page.wait_for_function(
-        f"document.getElementById('fig-loss').data.every((t, i) => t.x.length > {first}[i])",
+        f"() => document.getElementById('fig-loss').data"
+        f".every((t, i) => t.x.length > {first}[i])",
         timeout=60000)
     assert page.locator("#fig-heatmap_lstm .main-svg").count() >= 1
     page.get_by_role("button", name="Stop").click()
@@ -38,6 +40,6 @@ def test_a_run_to_the_end_says_done_and_the_url_keeps_the_settings(page):
     page.locator("#ctl-seed").dispatch_event("input")
     assert "seed=4" in page.url
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')",
-                           timeout=60000)
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=60000)
     assert points(page, "fig-loss") == [3]

@@ -3,7 +3,8 @@
 
 import { throttle } from "./api.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
-import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+import { fillControls, onControlInput, readControl, readState, toQuery, writeState } from "./state.js";
+import { formatNumber } from "./ui.js";
 
 // One table drives the URL, the controls and the API query (same names as the API's fields).
 const TABLE = {
@@ -75,11 +76,8 @@ function applyAll() {
 
 const scheduleRefresh = throttle(refresh, 80);
 
-controls.addEventListener("input", (event) => {
-  const element = event.target.closest("[data-param]");
-  if (!element) return;
-  state = { ...state, [element.dataset.param]: readControl(TABLE, element) };
-  showValue(element);
+onControlInput(controls, TABLE, (name, value) => {
+  state = { ...state, [name]: value };
   writeState(TABLE, state);
   scheduleRefresh();
 });
@@ -101,13 +99,7 @@ root.addEventListener("click", (event) => {
   else download(`${stem}.json`, JSON.stringify(figure, null, 1), "application/json");
 });
 
-function format(value) {
-  if (value === null || value === undefined) return "overflow";
-  if (value === 0) return "0";
-  const size = Math.abs(value);
-  return size >= 1e-3 && size < 1e4 ? Number(value.toPrecision(4)).toString()
-    : value.toExponential(2);
-}
+const format = (value) => formatNumber(value, 4, "overflow");
 
 function showSummary(summary, nonfinite) {
   document.getElementById("act-summary-caption").textContent =

@@ -3,9 +3,12 @@
 // network lights up column by column from the loss backwards; then the server's figures replace
 // the animation.
 
-import { throttle, openStream } from "./api.js";
+import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
+  resultArrived, setStatus, showChecks, showError, showOverflow,
+  startRun, streamSimulation } from "./ui.js";
 
 // The names and defaults of app.schemas.SimulationConfig, except two page defaults that differ
 // (and are therefore always sent: toQuery sends every field): a loss at every step, so the band
@@ -27,11 +30,8 @@ const FRAME_MS = 45; // one streamed chunk of the sweep per frame: about a secon
 const DIM = 0.15; // opacity of a node the backward sweep has not reached yet
 
 const $ = (id) => document.getElementById(id);
-const controls = $("controls");
-const statusLine = $("status");
-const progress = $("progress");
-const overflowMarker = $("overflow-marker");
-const errorBox = $("error-box");
+const page = pageElements();
+const { controls, statusLine, progress } = page;
 const unrolled = $("fig-unrolled");
 
 let state = readState(TABLE);
@@ -48,11 +48,8 @@ function updateEnabled() {
 fillControls(controls, state);
 updateEnabled();
 const rerun = throttle(simulate, 120);
-controls.addEventListener("input", (event) => {
-  const element = event.target.closest("[data-param]");
-  if (!element) return;
-  state = { ...state, [element.dataset.param]: readControl(TABLE, element) };
-  showValue(element);
+onControlInput(controls, TABLE, (name, value) => {
+  state = { ...state, [name]: value };
   updateEnabled();
   writeState(TABLE, state);
   rerun();
@@ -111,7 +108,7 @@ class Sweep {
       this.nodes = nodeTraceIndex(unrolled);
       this.columns = new Map(columns.map((step, i) => [step, i]));
       this.count = columns.length;
-      // Figures arrive with base64-typed arrays; Plotly's decoded copy is in _fullData.
+      // The colours on screen, as Plotly holds them in _fullData.
       const shown = unrolled._fullData?.[this.nodes]?.marker?.color;
       this.colours = Array.from({ length: this.count * layers }, (_, i) => {
         const value = shown?.[i];
@@ -164,7 +161,7 @@ class Sweep {
     await window.Plotly.update(unrolled,
       { "marker.color": [this.colours], "marker.opacity": [this.opacity] },
       { shapes: [...this.shapes, line] }, [this.nodes]);
-    setStatus(`Backward sweep (full BPTT): reached t = ${earliest}`, "computing");
+    setStatus(statusLine, `Backward sweep (full BPTT): reached t = ${earliest}`, "computing");
     this.timer = setTimeout(() => this.tick(), FRAME_MS);
   }
 }
@@ -187,54 +184,41 @@ function replay() {
   const result = lastResult;
   sweep.finish(() => {
     applyFigures({ unrolled: structuredClone(result.figures.unrolled) });
-    setStatus(doneText(result.summary), "done");
+    setStatus(statusLine, doneText(result.summary), "done");
   });
 }
 $("replay").addEventListener("click", replay);
 
 // ---- one simulation -----------------------------------------------------------------------
 
-function setStatus(text, kind) {
-  statusLine.textContent = text;
-  statusLine.dataset.state = kind;
-}
-
 function simulate() {
   run += 1;
-  statusLine.dataset.run = String(run);
-  setStatus("Running full and truncated BPTT…", "computing");
-  progress.value = 0;
+  startRun(page, run, "Running full and truncated BPTT…");
   sweep?.cancel();
   const mine = new Sweep();
   sweep = mine;
-  const query = toQuery(TABLE, state);
-  query.set("view", "bptt");
-  openStream("/api/simulate/stream", query.toString(), {
+  streamSimulation(TABLE, state, "bptt", {
     meta(data) { mine.start(data.seq_len, data.num_layers); },
     progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
     backward(data) { mine.push(data); },
     result(data) { mine.finish(() => showResult(data)); },
-    error(message) { mine.cancel(); showError(message); },
+    error(message) { mine.cancel(); showError(page, message); },
   });
 }
 
 function showResult(result) {
   lastResult = result;
-  errorBox.hidden = true;
-  progress.value = 1;
+  resultArrived(page);
   // Plotly keeps the trace objects it is given and the sweep restyles them in place: hand it a
   // copy, so the result kept for replays and downloads stays as the server sent it.
   const rendered = applyFigures(structuredClone(result.figures));
   showSummary(result.summary);
-  showChecks(result.checks);
-  for (const button of document.querySelectorAll(".figure-downloads button, #replay")) button.disabled = false;
+  showChecks($("checks"), result.checks);
+  enableButtons(".figure-downloads button, #replay");
   rendered.then(() => { statusLine.dataset.rendered = statusLine.dataset.run; });
 }
 
-const fmt = (value) => (value === null || value === undefined ? "not finite"
-  : value === 0 ? "0"
-    : Math.abs(value) >= 1e4 || Math.abs(value) < 1e-3
-      ? value.toExponential(2) : Number(value.toPrecision(3)).toString());
+const fmt = (value) => formatNumber(value, 3, "not finite");
 
 function doneText(summary) {
   return `Done: loss ${fmt(summary.loss)} · truncated BPTT with k = ${summary.truncation_k} ` +
@@ -242,7 +226,7 @@ function doneText(summary) {
 }
 
 function showSummary(summary) {
-  setStatus(doneText(summary), "done");
+  setStatus(statusLine, doneText(summary), "done");
   const items = [
     [`k = ${summary.truncation_k}`, "truncation used (steps per chunk)"],
     [fmt(summary.relative_error), "relative error ‖g_trunc − g_full‖ / ‖g_full‖, all weights"],
@@ -270,36 +254,7 @@ function showSummary(summary) {
     notes.push(`The unrolled network shows ${summary.unrolled_columns} evenly spread steps of the sequence.`);
   }
   $("summary-note").textContent = notes.join(" ");
-  const step = summary.overflow_step ?? summary.truncated_overflow_step;
-  overflowMarker.hidden = step === null || step === undefined;
-  overflowMarker.textContent = overflowMarker.hidden ? ""
-    : `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
-      "the plots leave those points out.";
-}
-
-const SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
-
-function showChecks(checks) {
-  $("checks").replaceChildren(...checks.map((item) => {
-    const li = document.createElement("li");
-    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
-    li.dataset.check = item.id;
-    const symbol = Object.assign(document.createElement("span"), {
-      className: "symbol", textContent: SYMBOLS[item.status] ?? "?" });
-    symbol.setAttribute("aria-label", item.status === "n/a" ? "not applicable" : item.status);
-    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
-    const detail = Object.assign(document.createElement("span"), {
-      className: "detail", textContent: item.detail });
-    li.append(symbol, " ", label, " ", detail);
-    return li;
-  }));
-}
-
-function showError(message) {
-  setStatus("The server could not run this configuration.", "error");
-  progress.value = 0;
-  errorBox.hidden = false;
-  errorBox.textContent = `Error: ${message}`;
+  showOverflow(page.overflowMarker, summary.overflow_step ?? summary.truncated_overflow_step);
 }
 
 // ---- downloads ----------------------------------------------------------------------------
@@ -317,23 +272,11 @@ function csvFor(name) {
   return rows.join("\n");
 }
 
-for (const holder of document.querySelectorAll(".figure-downloads")) {
-  const name = holder.dataset.figure;
-  for (const format of ["CSV", "JSON"]) {
-    const button = Object.assign(document.createElement("button"), {
-      type: "button", textContent: format, disabled: true });
-    button.setAttribute("aria-label", `Download the data of the ${name.replace("_", " ")} plot as ${format}`);
-    button.addEventListener("click", () => {
-      if (!lastResult?.figures[name]) return;
-      if (format === "CSV") download(`bptt-${name}.csv`, csvFor(name), "text/csv");
-      else {
-        const payload = { config: lastResult.config, figure: name, data: lastResult.figures[name].data };
-        download(`bptt-${name}.json`, JSON.stringify(payload, null, 1), "application/json");
-      }
-    });
-    holder.append(button);
-  }
-}
+addDownloadButtons((name, format) => {
+  if (!lastResult?.figures[name]) return;
+  if (format === "CSV") download(`bptt-${name}.csv`, csvFor(name), "text/csv");
+  else download(`bptt-${name}.json`, figurePayload(lastResult, name), "application/json");
+});
 $("replay").disabled = true;
 
 simulate();

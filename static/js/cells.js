@@ -2,9 +2,12 @@
 // the URL and reruns the simulation (debounced, latest wins); the server's figures are applied
 // with Plotly.react.
 
-import { throttle, openStream } from "./api.js";
+import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { addDownloadButtons, enableButtons, figurePayload, formatNumber, onPresentToggle,
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
+  startRun, streamSimulation } from "./ui.js";
 
 // The same names and defaults as app.schemas.SimulationConfig, except the page's own default
 // cell: this page is about gated cells, so it opens on the LSTM.
@@ -27,12 +30,9 @@ export const TABLE = {
 };
 
 const $ = (id) => document.getElementById(id);
-const controls = $("controls");
-const statusLine = $("status");
-const progress = $("progress");
+const page = pageElements();
+const { controls, statusLine, progress } = page;
 const noteBox = $("note-box");
-const overflowMarker = $("overflow-marker");
-const errorBox = $("error-box");
 const checksList = $("checks");
 const summaryList = $("cell-summary");
 const presetButtons = [...document.querySelectorAll("[data-preset]")];
@@ -65,12 +65,9 @@ function updateCellDependent() {
 
 const scheduleRun = throttle(simulate, 60);
 
-controls.addEventListener("input", (event) => {
-  const element = event.target;
-  if (!element.dataset?.param) return;
-  state[element.dataset.param] = readControl(TABLE, element);
+onControlInput(controls, TABLE, (name, value) => {
+  state[name] = value;
   pageNote = "";
-  showValue(element);
   writeState(TABLE, state);
   updateCellDependent();
   scheduleRun();
@@ -89,47 +86,33 @@ for (const button of presetButtons) {
 
 // ---- one simulation -----------------------------------------------------------------------
 
-function setStatus(text, kind) {
-  statusLine.textContent = text;
-  statusLine.dataset.state = kind;
-}
-
 function simulate() {
   run += 1;
-  statusLine.dataset.run = String(run);
-  setStatus("computing…", "computing");
-  progress.value = 0;
-  const query = toQuery(TABLE, state);
-  query.set("view", "cells");
-  openStream("/api/simulate/stream", query.toString(), {
+  startRun(page, run, "computing…");
+  streamSimulation(TABLE, state, "cells", {
     progress(data) { progress.value = Math.max(progress.value, data.fraction); },
     backward(data) {
       const reached = Math.min(...data.steps);
       progress.value = Math.max(progress.value, 0.3 + 0.6 * (1 - reached / data.seq_len));
-      setStatus(`backward sweep: reached t = ${reached} of ${data.seq_len - 1}…`, "computing");
+      setStatus(statusLine, `backward sweep: reached t = ${reached} of ${data.seq_len - 1}…`, "computing");
     },
     result: showResult,
-    error: showError,
+    error: (message) => showError(page, message),
   });
 }
 
 function showResult(result) {
   lastResult = result;
-  errorBox.hidden = true;
-  progress.value = 1;
+  resultArrived(page);
   const rendered = applyFigures(result.figures);
   showSummary(result.summary);
-  showChecks(result.checks);
-  for (const button of document.querySelectorAll(".figure-downloads button")) {
-    button.disabled = false;
-  }
+  showChecks(checksList, result.checks, SPOKEN);
+  enableButtons(".figure-downloads button");
   const mine = statusLine.dataset.run;
   rendered.then(() => { statusLine.dataset.rendered = mine; });
 }
 
-const fmt = (value) => (value === null || value === undefined ? "overflow"
-  : Math.abs(value) >= 1e4 || (Math.abs(value) < 1e-3 && value !== 0)
-    ? value.toExponential(2) : Number(value.toPrecision(4)).toString());
+const fmt = (value) => formatNumber(value, 4, "overflow");
 
 // Gate values near 1 are the whole story (0.99995 is not 1), so they keep their digits.
 const fmtGate = (value) => (value > 0.999 && value < 1 ? value.toFixed(6) : fmt(value));
@@ -169,103 +152,33 @@ function showSummary(summary) {
     wrapper.append(dt, dd);
     return wrapper;
   }));
-  setStatus(`Done: ${summary.cell}, mean ${gate} = ${fmtGate(summary.mean_carry_gate)}, ` +
+  setStatus(statusLine, `Done: ${summary.cell}, mean ${gate} = ${fmtGate(summary.mean_carry_gate)}, ` +
     `carry gain over the sequence ${fromLog10(summary.carry_gain_total_log10)}`, "done");
   const note = summary.note || pageNote;
   noteBox.hidden = !note;
   noteBox.textContent = note ? `Note: ${note}.` : "";
-  const step = summary.overflow_step;
-  overflowMarker.hidden = step === null || step === undefined;
-  overflowMarker.textContent = overflowMarker.hidden ? ""
-    : `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
-      "the plots leave those points out.";
+  showOverflow(page.overflowMarker, summary.overflow_step);
 }
 
-const SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
+// How a screen reader names each check status.
 const SPOKEN = { pass: "holds", fail: "fails", "n/a": "not applicable" };
-
-function showChecks(checks) {
-  checksList.replaceChildren(...checks.map((item) => {
-    const li = document.createElement("li");
-    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
-    li.dataset.check = item.id;
-    li.dataset.status = item.status;
-    const symbol = Object.assign(document.createElement("span"), {
-      className: "symbol", textContent: SYMBOLS[item.status] ?? "?" });
-    symbol.setAttribute("role", "img");
-    symbol.setAttribute("aria-label", SPOKEN[item.status] ?? item.status);
-    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
-    const detail = Object.assign(document.createElement("span"), {
-      className: "detail", textContent: item.detail });
-    li.append(symbol, " ", label, " ", detail);
-    return li;
-  }));
-}
-
-function showError(message) {
-  setStatus("The server could not run this configuration.", "error");
-  progress.value = 0;
-  errorBox.hidden = false;
-  errorBox.textContent = `Error: ${message}`;
-}
 
 // ---- downloads ----------------------------------------------------------------------------
 
-// plotly.py sends NumPy arrays base64-packed ({dtype, bdata, shape}); Plotly.js unpacks them
-// itself, but the CSV / JSON downloads want plain numbers (NaN, a gap on a log axis, -> null).
-const TYPED = { f8: Float64Array, f4: Float32Array, i1: Int8Array, u1: Uint8Array,
-  i2: Int16Array, u2: Uint16Array, i4: Int32Array, u4: Uint32Array };
-
-export function decodeArray(value) {
-  if (!value || typeof value !== "object" || !("bdata" in value)) return value;
-  const bytes = Uint8Array.from(atob(value.bdata), (c) => c.charCodeAt(0));
-  const flat = Array.from(new TYPED[value.dtype](bytes.buffer),
-    (x) => (Number.isFinite(x) ? x : null));
-  if (!value.shape) return flat;
-  const [rows, cols] = String(value.shape).split(",").map(Number);
-  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
-}
-
-export function plainFigure(figure) {
-  const data = figure.data.map((trace) => {
-    const out = { ...trace };
-    for (const key of ["x", "y", "z"]) if (key in out) out[key] = decodeArray(out[key]);
-    return out;
-  });
-  return { ...figure, data };
-}
-
+// The result last shown (tests read its figures).
 export const latestResult = () => lastResult;
 
-for (const holder of document.querySelectorAll(".figure-downloads")) {
-  const name = holder.dataset.figure;
-  for (const format of ["CSV", "JSON"]) {
-    const button = Object.assign(document.createElement("button"), {
-      type: "button", textContent: format, disabled: true });
-    button.setAttribute("aria-label", `Download the data of the ${name} plot as ${format}`);
-    button.addEventListener("click", () => {
-      if (!lastResult?.figures[name]) return;
-      const figure = plainFigure(lastResult.figures[name]);
-      if (format === "CSV") download(`cells-${name}.csv`, figureToCsv(figure), "text/csv");
-      else {
-        const payload = { config: lastResult.config, figure: name, data: figure.data };
-        download(`cells-${name}.json`, JSON.stringify(payload, null, 1), "application/json");
-      }
-    });
-    holder.append(button);
-  }
-}
+addDownloadButtons((name, format) => {
+  const figure = lastResult?.figures[name];
+  if (!figure) return;
+  if (format === "CSV") download(`cells-${name}.csv`, figureToCsv(figure), "text/csv");
+  else download(`cells-${name}.json`, figurePayload(lastResult, name), "application/json");
+});
 
 // ---- projector mode -----------------------------------------------------------------------
 
 // plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
-let presenting = document.body.classList.contains("present");
-new MutationObserver(() => {
-  const now = document.body.classList.contains("present");
-  if (now === presenting) return;
-  presenting = now;
-  if (lastResult) applyFigures(lastResult.figures);
-}).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
 
 // ---- start --------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 // /explore: every control writes the URL and reruns the simulation (debounced, latest wins);
 // the backward sweep is drawn as it arrives, then the server's figures replace it.
 
-import { throttle, openStream } from "./api.js";
-import { applyFigures, download, extend, figureToCsv, unpackFigureData } from "./plots.js";
-import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+import { throttle } from "./api.js";
+import { applyFigures, download, extend, figureToCsv } from "./plots.js";
+import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { addDownloadButtons, CHECK_SYMBOLS, enableButtons, formatNumber, onPresentToggle,
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
+  startRun, streamSimulation } from "./ui.js";
 
 // The same names and defaults as app.schemas.SimulationConfig (tests check they agree).
 export const TABLE = {
@@ -27,11 +30,8 @@ const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as 
 const FIGURES = ["grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions"];
 
 const $ = (id) => document.getElementById(id);
-const controls = $("controls");
-const statusLine = $("status");
-const progress = $("progress");
-const overflowMarker = $("overflow-marker");
-const errorBox = $("error-box");
+const page = pageElements();
+const { controls, statusLine, progress } = page;
 const checksList = $("checks");
 const presetSelect = $("preset-select");
 
@@ -66,11 +66,8 @@ function defaults() {
 
 const scheduleRun = throttle(simulate, 60);
 
-controls.addEventListener("input", (event) => {
-  const element = event.target;
-  if (!element.dataset?.param) return;
-  state[element.dataset.param] = readControl(TABLE, element);
-  showValue(element);
+onControlInput(controls, TABLE, (name, value) => {
+  state[name] = value;
   writeState(TABLE, state);
   updateEnabled();
   matchPreset();
@@ -89,23 +86,14 @@ presetSelect?.addEventListener("change", () => {
 
 // ---- one simulation -----------------------------------------------------------------------
 
-function setStatus(text, kind) {
-  statusLine.textContent = text;
-  statusLine.dataset.state = kind;
-}
-
 function simulate() {
   run += 1;
-  statusLine.dataset.run = String(run);
-  setStatus("computing…", "computing");
-  progress.value = 0;
+  startRun(page, run, "computing…");
   if (currentSweep) { clearTimeout(currentSweep.frame); currentSweep.frame = -1; }
   const sweep = { layers: 0, pending: [], frame: 0, drawn: false, seen: 0,
                   started: performance.now() };
   currentSweep = sweep;
-  const query = toQuery(TABLE, state);
-  query.set("view", "explore");
-  openStream("/api/simulate/stream", query.toString(), {
+  streamSimulation(TABLE, state, "explore", {
     meta(data) { sweep.layers = data.num_layers; },
     progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
     backward(data) {
@@ -127,7 +115,7 @@ function simulate() {
     error(message) {
       clearTimeout(sweep.frame);
       sweep.frame = -1;
-      showError(message);
+      showError(page, message);
     },
   });
 }
@@ -165,23 +153,18 @@ function drawSweep(sweep) {
 
 function showResult(result) {
   lastResult = result;
-  errorBox.hidden = true;
-  progress.value = 1;
+  resultArrived(page);
   const rendered = applyFigures(result.figures);
   showSummary(result.summary);
-  showChecks(result.checks);
-  for (const button of document.querySelectorAll(".figure-downloads button, #download-view")) {
-    button.disabled = false;
-  }
+  showChecks(checksList, result.checks);
+  enableButtons(".figure-downloads button, #download-view");
   rendered.then(() => {
     statusLine.dataset.rendered = statusLine.dataset.run;
     document.dispatchEvent(new CustomEvent("explore:rendered", { detail: { run } }));
   });
 }
 
-const fmt = (value) => (value === null || value === undefined ? "overflow"
-  : Math.abs(value) >= 1e4 || (Math.abs(value) < 1e-3 && value !== 0)
-    ? value.toExponential(2) : Number(value.toPrecision(3)).toString());
+const fmt = (value) => formatNumber(value, 3, "overflow");
 
 function showSummary(summary) {
   const parts = [`loss ${fmt(summary.loss)}`];
@@ -192,56 +175,18 @@ function showSummary(summary) {
   parts.push(`gradient norm ${fmt(clip.norm)}`);
   if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
   parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T‖ = ${fmt(summary.grad_norm_first / summary.grad_norm_last)}`);
-  setStatus(`Done: ${parts.join(" · ")}`, "done");
-  const step = summary.overflow_step;
-  overflowMarker.hidden = step === null || step === undefined;
-  overflowMarker.textContent = overflowMarker.hidden ? ""
-    : `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
-      "the plots leave those points out.";
-}
-
-const SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
-
-function showChecks(checks) {
-  checksList.replaceChildren(...checks.map((item) => {
-    const li = document.createElement("li");
-    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
-    li.dataset.check = item.id;
-    const symbol = Object.assign(document.createElement("span"), {
-      className: "symbol", textContent: SYMBOLS[item.status] ?? "?" });
-    symbol.setAttribute("aria-label", item.status === "n/a" ? "not applicable" : item.status);
-    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
-    const detail = Object.assign(document.createElement("span"), {
-      className: "detail", textContent: item.detail });
-    li.append(symbol, " ", label, " ", detail);
-    return li;
-  }));
-}
-
-function showError(message) {
-  setStatus("The server could not run this configuration.", "error");
-  progress.value = 0;
-  errorBox.hidden = false;
-  errorBox.textContent = `Error: ${message}`;
+  setStatus(statusLine, `Done: ${parts.join(" · ")}`, "done");
+  showOverflow(page.overflowMarker, summary.overflow_step);
 }
 
 // ---- downloads ----------------------------------------------------------------------------
 
-for (const holder of document.querySelectorAll(".figure-downloads")) {
-  const name = holder.dataset.figure;
-  for (const format of ["CSV", "JSON"]) {
-    const button = Object.assign(document.createElement("button"), {
-      type: "button", textContent: format, disabled: true });
-    button.setAttribute("aria-label", `Download the data of the ${name.replace("_", " ")} plot as ${format}`);
-    button.addEventListener("click", () => {
-      const figure = lastResult?.figures[name];
-      if (!figure) return;
-      if (format === "CSV") download(`${name}.csv`, figureToCsv(figure), "text/csv");
-      else download(`${name}.json`, JSON.stringify(unpackFigureData(figure)), "application/json");
-    });
-    holder.append(button);
-  }
-}
+addDownloadButtons((name, format) => {
+  const figure = lastResult?.figures[name];
+  if (!figure) return;
+  if (format === "CSV") download(`${name}.csv`, figureToCsv(figure), "text/csv");
+  else download(`${name}.json`, JSON.stringify(figure.data), "application/json");
+});
 
 const downloadView = $("download-view");
 downloadView.disabled = true;
@@ -263,7 +208,7 @@ const escapeHtml = (text) => String(text).replace(/[&<>]/g,
 
 export function offlineHtml(result, plotlySource) {
   const checks = result.checks.map((c) =>
-    `<li>${SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
+    `<li>${CHECK_SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
   const divs = FIGURES.map((name) => `<div id="fig-${name}"></div>`).join("\n");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Gradient Flow Lab: saved view</title>
@@ -288,13 +233,7 @@ for (const [name, figure] of Object.entries(FIGURES)) {
 // ---- projector mode -----------------------------------------------------------------------
 
 // plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
-let presenting = document.body.classList.contains("present");
-new MutationObserver(() => {
-  const now = document.body.classList.contains("present");
-  if (now === presenting) return;
-  presenting = now;
-  if (lastResult) applyFigures(lastResult.figures);
-}).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
 
 // ---- start --------------------------------------------------------------------------------
 

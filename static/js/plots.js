@@ -52,6 +52,7 @@ export function extend(element, update, indices) {
   return window.Plotly.extendTraces(element, update, indices);
 }
 
+// Saves `text` as a file called `filename` through a temporary link.
 export function download(filename, text, type = "text/plain") {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = Object.assign(document.createElement("a"), { href: url, download: filename });
@@ -61,34 +62,10 @@ export function download(filename, text, type = "text/plain") {
   URL.revokeObjectURL(url);
 }
 
-// plotly.py sends NumPy arrays base64-packed ({dtype, bdata, shape}). Plotly.js unpacks them
-// itself; downloads want plain numbers, with non-finite values (gaps) as null.
-const TYPED = { f8: Float64Array, f4: Float32Array, i1: Int8Array, u1: Uint8Array,
-  i2: Int16Array, u2: Uint16Array, i4: Int32Array, u4: Uint32Array };
-
-export function unpackArray(value) {
-  if (!value || typeof value !== "object" || !("bdata" in value)) return value;
-  const bytes = Uint8Array.from(atob(value.bdata), (c) => c.charCodeAt(0));
-  const flat = Array.from(new TYPED[value.dtype](bytes.buffer),
-    (x) => (Number.isFinite(x) ? x : null));
-  if (!value.shape) return flat;
-  const [rows, cols] = String(value.shape).split(",").map(Number);
-  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
-}
-
-// The figure's traces with x, y, z as plain arrays (for CSV / JSON downloads).
-export function unpackFigureData(figure) {
-  return figure.data.map((trace) => {
-    const out = { ...trace };
-    for (const key of ["x", "y", "z"]) if (key in out) out[key] = unpackArray(out[key]);
-    return out;
-  });
-}
-
 // CSV of a figure's traces: one row per point, columns trace, x, y (and z for heatmaps).
 export function figureToCsv(figure) {
   const rows = ["trace,x,y,z"];
-  for (const trace of unpackFigureData(figure)) {
+  for (const trace of figure.data) {
     const name = JSON.stringify(trace.name ?? trace.type);
     if (trace.z) {
       trace.z.forEach((row, i) => row.forEach((z, j) => {

@@ -63,3 +63,15 @@ export function showValue(element) {
   const output = document.querySelector(`output[for="${element.id}"]`);
   if (output) output.textContent = element.value;
 }
+
+// Calls onChange(name, value) when a [data-param] control inside `root` changes, after showing
+// its new value in its <output>.
+export function onControlInput(root, table, onChange) {
+  root.addEventListener("input", (event) => {
+    const element = event.target.closest?.("[data-param]");
+    if (!element) return;
+    const value = readControl(table, element);
+    showValue(element);
+    onChange(element.dataset.param, value);
+  });
+}

@@ -45,6 +45,7 @@ function setRunning(running) {
 }
 
 function stop(message) {
+  flush();  // draw what has arrived, then nothing more: the stream is closed below
   if (source) { source.close(); source = null; }
   setRunning(false);
   if (message) statusLine.textContent = message;

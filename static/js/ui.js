@@ -1,0 +1,130 @@
+// The pieces every simulation page shares: its status line, progress bar, error box, overflow
+// marker, paper-checks list, number format, download buttons and projector-mode re-apply.
+// Functions take the elements they change, so a page keeps its own state.
+
+import { openStream } from "./api.js";
+import { toQuery } from "./state.js";
+
+// The symbol shown for each check status (also in explore's saved offline view).
+export const CHECK_SYMBOLS = { pass: "✓", fail: "✗", "n/a": "–" };
+
+// The elements a simulation page has by id: #controls, #status, #progress, #overflow-marker, #error-box.
+export function pageElements() {
+  const byId = (id) => document.getElementById(id);
+  return { controls: byId("controls"), statusLine: byId("status"), progress: byId("progress"),
+           overflowMarker: byId("overflow-marker"), errorBox: byId("error-box") };
+}
+
+// Sets the status line's text and its data-state ("computing", "done" or "error").
+export function setStatus(statusLine, text, kind) {
+  statusLine.textContent = text;
+  statusLine.dataset.state = kind;
+}
+
+// Marks run number `run` as started: data-run on the status line, `text`, an empty progress bar.
+export function startRun({ statusLine, progress }, run, text) {
+  statusLine.dataset.run = String(run);
+  setStatus(statusLine, text, "computing");
+  progress.value = 0;
+}
+
+// Streams the simulation of `state` for page `view` from /api/simulate/stream (latest wins).
+export function streamSimulation(table, state, view, handlers) {
+  const query = toQuery(table, state);
+  query.set("view", view);
+  return openStream("/api/simulate/stream", query.toString(), handlers);
+}
+
+// A result has arrived: hides the error box and fills the progress bar.
+export function resultArrived({ errorBox, progress }) {
+  errorBox.hidden = true;
+  progress.value = 1;
+}
+
+// Shows that the server could not run the configuration, with its message in the error box.
+export function showError({ statusLine, progress, errorBox }, message) {
+  setStatus(statusLine, "The server could not run this configuration.", "error");
+  progress.value = 0;
+  errorBox.hidden = false;
+  errorBox.textContent = `Error: ${message}`;
+}
+
+// Enables every button matching `selector` (the downloads, once there is a result).
+export function enableButtons(selector) {
+  for (const button of document.querySelectorAll(selector)) button.disabled = false;
+}
+
+// The overflow marker's usual text for an overflow at step `step`.
+export const overflowText = (step) =>
+  `⚠ Overflowed at t = ${step}: numbers went beyond the float64 range there; ` +
+  "the plots leave those points out.";
+
+// Shows the overflow marker with text(step) when `step` is set; hides and empties it otherwise.
+export function showOverflow(marker, step, text = overflowText) {
+  marker.hidden = step === null || step === undefined;
+  marker.textContent = marker.hidden ? "" : text(step);
+}
+
+// Fills `list` with one <li class="check pass|fail|na" data-check=id> per check. With `spoken`
+// ({status: words}) the symbol is role="img" named by those words and the <li> gets data-status.
+export function showChecks(list, checks, spoken = null) {
+  list.replaceChildren(...checks.map((item) => {
+    const li = document.createElement("li");
+    li.className = `check ${item.status === "n/a" ? "na" : item.status}`;
+    li.dataset.check = item.id;
+    if (spoken) li.dataset.status = item.status;
+    const symbol = Object.assign(document.createElement("span"), {
+      className: "symbol", textContent: CHECK_SYMBOLS[item.status] ?? "?" });
+    if (spoken) symbol.setAttribute("role", "img");
+    symbol.setAttribute("aria-label", spoken ? spoken[item.status] ?? item.status
+      : item.status === "n/a" ? "not applicable" : item.status);
+    const label = Object.assign(document.createElement("strong"), { textContent: item.label });
+    const detail = Object.assign(document.createElement("span"), {
+      className: "detail", textContent: item.detail });
+    li.append(symbol, " ", label, " ", detail);
+    return li;
+  }));
+}
+
+// A summary number: `digits` significant digits, or 2.5e-7 style when tiny or huge; `missing`
+// for null (a non-finite value sent as null).
+export function formatNumber(value, digits = 3, missing = "overflow") {
+  if (value === null || value === undefined) return missing;
+  if (value === 0) return "0";
+  const size = Math.abs(value);
+  return size >= 1e4 || size < 1e-3 ? value.toExponential(2)
+    : Number(value.toPrecision(digits)).toString();
+}
+
+// Adds disabled CSV and JSON buttons to every .figure-downloads holder; a click calls
+// onClick(name, format), name being the holder's data-figure and format "CSV" or "JSON".
+export function addDownloadButtons(onClick) {
+  for (const holder of document.querySelectorAll(".figure-downloads")) {
+    const name = holder.dataset.figure;
+    for (const format of ["CSV", "JSON"]) {
+      const button = Object.assign(document.createElement("button"), {
+        type: "button", textContent: format, disabled: true });
+      button.setAttribute("aria-label",
+        `Download the data of the ${name.replace("_", " ")} plot as ${format}`);
+      button.addEventListener("click", () => onClick(name, format));
+      holder.append(button);
+    }
+  }
+}
+
+// JSON of one figure of a result for download: {config, figure: name, data}.
+export function figurePayload(result, name) {
+  return JSON.stringify({ config: result.config, figure: name, data: result.figures[name].data },
+    null, 1);
+}
+
+// Calls `reapply` whenever projector mode (body.present) is switched on or off.
+export function onPresentToggle(reapply) {
+  let presenting = document.body.classList.contains("present");
+  new MutationObserver(() => {
+    const now = document.body.classList.contains("present");
+    if (now === presenting) return;
+    presenting = now;
+    reapply();
+  }).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+}
