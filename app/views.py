@@ -144,10 +144,16 @@ def view_gates(config: SimulationConfig, view: str) -> int:
     return GATES[config.cell]
 
 
+def view_work(config: SimulationConfig, view: str) -> int:
+    """Multiply-adds of the recurrence over every run the view makes: T * L * B * gates * H^2."""
+    return (config.seq_len * config.num_layers * config.batch_size * view_gates(config, view)
+            * config.hidden_size**2)
+
+
 def budget_error(config: SimulationConfig, view: str) -> str | None:
     """None if the view's whole work fits WORK_BUDGET, else the message of the 422."""
     gates = view_gates(config, view)
-    work = config.seq_len * config.num_layers * config.batch_size * gates * config.hidden_size**2
+    work = view_work(config, view)
     if work <= WORK_BUDGET:
         return None
     return (f"too much work for view {view!r}: seq_len x num_layers x batch_size x gates run x "

@@ -7,7 +7,8 @@ Not collected by pytest (the name does not start with test_). Run:
 Each run sets the weight_scale slider and fires its input event, then waits until every plot
 has fired ``plotly_afterplot`` after the stream's ``result`` event arrived (``extendTraces``
 during the sweep also fires afterplot; those are before the result and do not count). The
-time is split into: debounce (input -> stream opened), server (stream opened -> result
+time is split into: throttle (input -> stream opened; the first change goes out at once),
+server (stream opened -> result
 received) and client (result -> last plot drawn).
 """
 
@@ -65,7 +66,7 @@ async ([value, figures]) => {
     element.removeListener("plotly_afterplot", element.__benchListener);
   }
   const end = Math.max(...drawn.values());
-  return { total: end - start, debounce: bench.openAt - start,
+  return { total: end - start, throttle: bench.openAt - start,
            server: bench.resultAt - bench.openAt, client: end - bench.resultAt,
            ...Object.fromEntries([...drawn].map(([name, at]) => ["drawn " + name,
                                                                   at - bench.resultAt]))};
@@ -111,8 +112,8 @@ def main() -> None:
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, "
           f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
-    print(f"/explore defaults, {len(samples)} slider moves (60 ms debounce included in total)")
-    for key in ("total", "debounce", "server", "client", *(f"drawn {f}" for f in FIGURES)):
+    print(f"/explore defaults, {len(samples)} slider moves")
+    for key in ("total", "throttle", "server", "client", *(f"drawn {f}" for f in FIGURES)):
         values = [s[key] for s in samples]
         print(f"  {key:20s} median {statistics.median(values):7.1f} ms   "
               f"p95 {percentile(values, 0.95):7.1f} ms")

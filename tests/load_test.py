@@ -115,6 +115,37 @@ def start_server(workers: int) -> tuple[subprocess.Popen, str]:
     return process, url
 
 
+async def healthz_during_training(duration: float) -> None:
+    """/healthz latency while two training streams run (the event loop must stay free)."""
+    process, url = start_server(1)
+    params = {"steps": 20000, "cells": "rnn,lstm,gru"}
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            async def consume(deadline):
+                async with http.stream("GET", f"{url}/api/train/stream", params=params) as r:
+                    async for _ in r.aiter_lines():
+                        if time.monotonic() > deadline:
+                            return
+
+            deadline = time.monotonic() + duration
+            trainings = [asyncio.create_task(consume(deadline)) for _ in range(2)]
+            await asyncio.sleep(2)
+            latencies = []
+            while time.monotonic() < deadline - 1:
+                started = time.perf_counter()
+                response = await http.get(f"{url}/healthz")
+                assert response.status_code == 200
+                latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.2)
+            await asyncio.gather(*trainings)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    print(f"| /healthz during two training streams | 1 | {len(latencies)} | - | "
+          f"{1e3 * percentile(latencies, 0.5):.1f} | {1e3 * percentile(latencies, 0.99):.1f} "
+          f"| 0 | |", flush=True)
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else None
@@ -123,7 +154,7 @@ def percentile(values, q):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join([*SCENARIOS, "healthz_training"]))
     args = parser.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
@@ -133,6 +164,9 @@ def main() -> None:
           "server MB start → end |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.scenarios.split(","):
+        if name == "healthz_training":
+            asyncio.run(healthz_during_training(args.duration))
+            continue
         workers, groups = SCENARIOS[name]
         process, url = start_server(workers)
         try:

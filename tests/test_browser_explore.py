@@ -163,3 +163,17 @@ def test_downloads_give_csv_json_and_an_offline_page(page):
         "() => document.querySelectorAll('.js-plotly-plot').length === 5", timeout=20_000)
     assert requests == []
     offline.close()
+
+
+def test_every_plot_offers_png_and_svg_downloads(page):
+    page.goto(page.base_url + "/explore")
+    page.wait_for_function("() => document.getElementById('fig-grad_norms').data")
+    figure = page.locator("#fig-grad_norms")
+    figure.hover()
+    assert figure.locator("[data-title='Download plot as a PNG']").count() == 1
+    assert figure.locator("[data-title^='Share chart']").count() == 0, "no cloud upload button"
+    svg_button = figure.locator("[data-title='Download plot as SVG']")
+    assert svg_button.count() == 1
+    with page.expect_download() as download:
+        svg_button.click()
+    assert download.value.suggested_filename.endswith(".svg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -11,13 +12,17 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app import jsonsafe
 from app.figures.common import figure_json
-from app.schemas import SimulationConfig
-from app.views import ViewResult, budget_error, view_builder
+from app.schemas import WORK_BUDGET, SimulationConfig
+from app.views import ViewResult, budget_error, view_builder, view_work
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 ViewName = Literal["explore", "bptt", "cells", "compare"]
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
+# Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
+# people running the largest networks cannot starve a class moving sliders on the defaults.
+HEAVY_WORK = WORK_BUDGET // 10
+_heavy_lane = threading.BoundedSemaphore(1)
 
 
 def result_document(config: SimulationConfig, view: str, result: ViewResult) -> dict:
@@ -48,7 +53,11 @@ def _stream_budget(config: Annotated[SimulationConfig, Query()],
 
 
 def _build(config: SimulationConfig, view: str) -> ViewResult:
-    return view_builder(view)(config)
+    builder = view_builder(view)
+    if view_work(config, view) <= HEAVY_WORK:
+        return builder(config)
+    with _heavy_lane:  # heavy requests take turns; light ones never wait behind them
+        return builder(config)
 
 
 @router.post("/simulate")

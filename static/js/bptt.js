@@ -4,7 +4,7 @@
 // the animation.
 
 import { throttle } from "./api.js";
-import { applyFigures, download, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
   resultArrived, setStatus, showChecks, showError, showOverflow,
@@ -92,7 +92,7 @@ function skeleton(seqLen, layers, columns) {
     marker: { size, color: x.map(() => null), colorscale: "Viridis", opacity: DIM,
               line: { width: 0.8, color: "#333333" } },
   }];
-  return window.Plotly.react(unrolled, data, layout, { displaylogo: false, responsive: true });
+  return window.Plotly.react(unrolled, data, layout, PLOT_CONFIG);
 }
 
 class Sweep {

@@ -2,7 +2,7 @@
 // the backward sweep is drawn as it arrives, then the server's figures replace it.
 
 import { throttle } from "./api.js";
-import { applyFigures, download, extend, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, writeState } from "./state.js";
 import { addDownloadButtons, CHECK_SYMBOLS, enableButtons, formatNumber, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
@@ -145,7 +145,7 @@ function drawSweep(sweep) {
       x: xs[layer], y: ys[layer], mode: "lines+markers", name: `layer ${layer}`,
       marker: { size: 4 },
     }));
-    window.Plotly.react(element, data, layout, { displaylogo: false, responsive: true });
+    window.Plotly.react(element, data, layout, PLOT_CONFIG);
   } else {
     extend(element, { x: xs, y: ys }, indices);
   }
@@ -224,7 +224,8 @@ ${divs}
 const FIGURES = ${scriptSafe(JSON.stringify(result.figures))};
 for (const [name, figure] of Object.entries(FIGURES)) {
   const element = document.getElementById("fig-" + name);
-  if (element) Plotly.newPlot(element, figure.data, figure.layout, {displaylogo: false});
+  if (element) Plotly.newPlot(element, figure.data, figure.layout,
+    {displaylogo: false, showSendToCloud: false, modeBarButtonsToRemove: ["sendChartToCloud"]});
 }
 </script></body></html>
 `;

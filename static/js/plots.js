@@ -1,11 +1,23 @@
 // Applies figures built by the server (plotly.py) with Plotly.react: never newPlot on every
 // change, and the figures carry a fixed uirevision so the user's zoom survives updates.
 
-const CONFIG = {
+// The toolbar's camera saves a PNG; this second button saves the same plot as SVG (slides,
+// handouts, papers).
+const SVG_BUTTON = {
+  name: "svg",
+  title: "Download plot as SVG",
+  icon: window.Plotly.Icons.disk,
+  click: (plot) => window.Plotly.downloadImage(plot, { format: "svg", filename: plot.id || "plot" }),
+};
+
+export const PLOT_CONFIG = {
   responsive: true,
   displaylogo: false,
   toImageButtonOptions: { format: "png", scale: 2 },
-  modeBarButtonsToAdd: ["toImage"],
+  modeBarButtonsToAdd: [SVG_BUTTON],
+  // "Share chart..." would upload the data to Plotly's cloud: never from a lecture hall's tool
+  modeBarButtonsToRemove: ["sendChartToCloud", "sendDataToCloud"],
+  showSendToCloud: false,
 };
 
 export function applyFigure(element, figure) {
@@ -19,7 +31,7 @@ export function applyFigure(element, figure) {
   // With `responsive`, Plotly sizes the plot to its div: give the div the figure's height, or
   // a resize (projector mode, the window) squeezes the plot into the div's CSS height.
   if (layout.height) element.style.height = `${layout.height}px`;
-  return window.Plotly.react(element, data, layout, CONFIG);
+  return window.Plotly.react(element, data, layout, PLOT_CONFIG);
 }
 
 // Applies every figure of a result to the element with id `fig-<name>`, if the page has one.
