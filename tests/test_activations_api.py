@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from app.figures import activations as activation_figures
 from engine import compose
-
-
-def strict_json(text: str):
-    """json.loads that refuses NaN, Infinity and -Infinity, as a browser's JSON.parse does."""
-    def refuse(token: str):
-        raise ValueError(f"non-strict JSON token {token!r}")
-
-    return json.loads(text, parse_constant=refuse)
+from tests.strict_json import strict_loads
 
 
 def get_document(client, **params) -> dict:
     response = client.get("/api/activations", params=params)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
-    return strict_json(response.text)
+    return strict_loads(response.text)
 
 
 def test_default_request_is_strict_json_with_every_figure(client):
@@ -102,7 +93,7 @@ def test_chain_figure_has_one_point_per_step(client):
 def test_out_of_range_is_a_422_naming_the_field(client, query, field, words):
     response = client.get(f"/api/activations?{query}")
     assert response.status_code == 422, response.text
-    details = strict_json(response.text)["detail"]
+    details = strict_loads(response.text)["detail"]
     assert [d["field"] for d in details] == [field]
     assert words in details[0]["msg"]
 

@@ -1,25 +1,10 @@
 """The simulation API as a script or a notebook would use it."""
 
-import json
 
 import pytest
 
 from app.schemas import WORK_BUDGET
-
-
-def strict_loads(text: str):
-    """json.loads that refuses NaN and Infinity, as a browser's JSON.parse does."""
-    def refuse(token):
-        raise ValueError(f"non-standard JSON token {token}")
-    return json.loads(text, parse_constant=refuse)
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        events.append((fields["event"], strict_loads(fields["data"])))
-    return events
+from tests.strict_json import sse_events, strict_loads
 
 
 def test_post_simulate_returns_figures_summary_and_checks(client):

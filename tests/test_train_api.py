@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.test_api import sse_events
+from tests.strict_json import sse_events
 
 SMALL = {"steps": 4, "lag": 6, "hidden_size": 8, "batch_size": 4}
 

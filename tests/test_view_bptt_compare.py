@@ -3,26 +3,21 @@ numbers the pages claim (the truncation band, the relative error, three cells)."
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+
+from tests.strict_json import strict_loads
 
 BPTT_FIGURES = {"unrolled", "reach", "contributions", "grad_norms"}
 COMPARE_FIGURES = {"grad_norms", "retention"}
 
 
-def strict_json(text: str):
-    def refuse(token):
-        raise AssertionError(f"non-strict JSON token {token}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def post(client, view: str, **config):
     response = client.post(f"/api/simulate?view={view}", json=config)
     assert response.status_code == 200, response.text
-    return strict_json(response.text)
+    return strict_loads(response.text)
 
 
 def test_bptt_returns_strict_json_with_its_figures(client):
@@ -112,7 +107,7 @@ def test_bptt_stream_ends_with_a_result(client):
     assert "backward" in events
     data = [line.removeprefix("data:").strip() for line in body.splitlines()
             if line.startswith("data:")]
-    result = strict_json(data[-1])
+    result = strict_loads(data[-1])
     assert set(result["figures"]) == BPTT_FIGURES
     assert result["summary"]["truncation_k"] == 5
 

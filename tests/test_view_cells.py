@@ -1,27 +1,13 @@
 """The /cells view through the API: figures, the carry gain and the constant error carousel."""
 
-import json
 import math
 
 import pytest
 
+from tests.strict_json import sse_events, strict_loads
+
 FIGURES = {"gates", "state", "gradients", "carry"}
 CEC = {"cell": "lstm", "forget_bias": 10, "seq_len": 200, "input_scale": 0, "weight_scale": 0}
-
-
-def strict_loads(text: str):
-    """json.loads that refuses NaN and Infinity, as a browser's JSON.parse does."""
-    def refuse(token):
-        raise ValueError(f"non-standard JSON token {token}")
-    return json.loads(text, parse_constant=refuse)
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        events.append((fields["event"], strict_loads(fields["data"])))
-    return events
 
 
 def post_cells(client, body: dict) -> dict:
