@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -71,18 +72,20 @@ def simulate_once(config: SimulationConfig,
 
 @router.get("/simulate/stream", response_class=EventSourceResponse,
             dependencies=[Depends(_stream_budget)])
-def simulate_stream(config: Annotated[SimulationConfig, Query()],
-                    view: Annotated[ViewName, Query()] = "explore") -> Iterator[ServerSentEvent]:
+async def simulate_stream(config: Annotated[SimulationConfig, Query()],
+                          view: Annotated[ViewName, Query()] = "explore",
+                          ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``progress``; ``backward`` chunks of ||d loss / d h_t|| per layer in the
     order the backward sweep visits them (t = T-1 down to 0); ``result`` last.
 
-    A plain generator: FastAPI iterates it in a worker thread, so the NumPy work stays off the
-    event loop, and a client that goes away stops it at the next event.
+    The NumPy work runs in a worker thread (``anyio.to_thread``), once; the cheap events are
+    sent from the event loop without a thread hop each. A client that goes away cancels the
+    generator at its next await.
     """
     yield _event("meta", {"config": config.model_dump(), "view": view,
                           "seq_len": config.seq_len, "num_layers": config.num_layers})
     yield _event("progress", {"stage": "forward and backward pass", "fraction": 0.0})
-    result = _build(config, view)
+    result, document = await anyio.to_thread.run_sync(_build_document, config, view)
     norms = result.primary.grad_norms  # (L, T)
     seq_len = norms.shape[1]
     size = max(1, -(-seq_len // STREAM_CHUNKS))
@@ -90,8 +93,13 @@ def simulate_stream(config: Annotated[SimulationConfig, Query()],
         steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
         yield _event("backward", {"steps": steps, "norms": norms[:, steps].T,
                                   "seq_len": seq_len})
-    yield _event("progress", {"stage": "figures", "fraction": 0.9})
-    yield _event("result", result_document(config, view, result))
+    yield ServerSentEvent(event="result", raw_data=document)
+
+
+def _build_document(config: SimulationConfig, view: str) -> tuple[ViewResult, str]:
+    """The view and its strict-JSON text, both made in the worker thread."""
+    result = _build(config, view)
+    return result, jsonsafe.dumps(result_document(config, view, result))
 
 
 def _event(name: str, data) -> ServerSentEvent:
