@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app.errors import validation_error_handler
 from app.resources import static_dir
@@ -13,7 +14,11 @@ from app.security import MAX_BODY_BYTES, SecurityMiddleware
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Gradient Flow Lab", version="0.1.0", max_body_size=MAX_BODY_BYTES)
+    # FastAPIOffline is FastAPI with /docs served from files inside the fastapi-offline
+    # package instead of a CDN: the API docs work in a lecture hall too. (No /redoc: ReDoc
+    # fetches its logo from its own CDN.)
+    app = FastAPIOffline(title="Gradient Flow Lab", version="0.1.0", redoc_url=None,
+                         max_body_size=MAX_BODY_BYTES, static_url="/vendor/docs")
     app.add_middleware(SecurityMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")

@@ -97,10 +97,10 @@ def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed)
 
 
 @pytest.mark.parametrize("path", ["/", "/explore", "/activations", "/bptt", "/cells",
-                                  "/compare", "/train"])
+                                  "/compare", "/train", "/docs"])
 def test_every_page_loads_from_the_installed_package(server, path):
     status, body, headers = get(server + path)
-    assert status == 200 and b"Gradient Flow Lab" in body
+    assert status == 200 and b"Gradient Flow Lab" in body  # /docs too: its title
     for asset in re.findall(rb'(?:src|href)="(/[^"]+)"', body):
         asset_status, asset_body, _ = get(server + asset.decode())
         assert asset_status == 200 and asset_body, asset
