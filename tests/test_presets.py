@@ -123,8 +123,8 @@ def test_home_page_links_every_preset(client):
 
 
 def test_explore_table_matches_the_config_defaults():
-    """static/js/explore.js's state table names every field with SimulationConfig's default."""
-    source = (Path(__file__).resolve().parent.parent / "static/js/explore.js").read_text()
+    """static/js/state.js's SIMULATION_FIELDS names every field with SimulationConfig's default."""
+    source = (Path(__file__).resolve().parent.parent / "static/js/state.js").read_text()
     table = dict(re.findall(r"^\s+(\w+): \{ type: \"\w+\", default: ([^ ]+) \},$", source, re.M))
     assert set(table) == set(SimulationConfig.model_fields)
     for name, field in SimulationConfig.model_fields.items():

@@ -5,26 +5,17 @@
 
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
   resultArrived, setStatus, showChecks, showError, showOverflow,
   startRun, streamSimulation } from "./ui.js";
 
-// The names and defaults of app.schemas.SimulationConfig, except two page defaults that differ
-// (and are therefore always sent: toQuery sends every field): a loss at every step, so the band
-// of the reach matrix shows, and truncation k = 10 rather than "off".
-export const TABLE = {
-  cell: { type: "str", default: "rnn" },
-  nonlinearity: { type: "str", default: "tanh" },
-  seq_len: { type: "int", default: 50 },
-  num_layers: { type: "int", default: 1 },
-  hidden_size: { type: "int", default: 32 },
-  weight_scale: { type: "float", default: 1.0 },
-  init: { type: "str", default: "orthogonal" },
-  loss_at: { type: "str", default: "all" }, // SimulationConfig: "last"
-  truncation: { type: "int", default: 10 }, // SimulationConfig: 0 (full BPTT)
-  seed: { type: "int", default: 0 },
-};
+// A loss at every step, so the band of the reach matrix shows, and truncation k = 10 rather
+// than "off" (SimulationConfig's defaults are "last" and 0).
+export const TABLE = simulationTable(
+  ["cell", "nonlinearity", "seq_len", "num_layers", "hidden_size", "weight_scale", "init",
+    "loss_at", "truncation", "seed"],
+  { loss_at: "all", truncation: 10 });
 const MAX_COLUMNS = 60; // as app/figures/bptt.py MAX_COLUMNS
 const FRAME_MS = 45; // one streamed chunk of the sweep per frame: about a second per run
 const DIM = 0.15; // opacity of a node the backward sweep has not reached yet

@@ -4,30 +4,14 @@
 
 import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
+  writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
   startRun, streamSimulation } from "./ui.js";
 
-// The same names and defaults as app.schemas.SimulationConfig, except the page's own default
-// cell: this page is about gated cells, so it opens on the LSTM.
-export const TABLE = {
-  cell: { type: "str", default: "lstm" },
-  nonlinearity: { type: "str", default: "tanh" },
-  seq_len: { type: "int", default: 50 },
-  num_layers: { type: "int", default: 1 },
-  hidden_size: { type: "int", default: 32 },
-  input_size: { type: "int", default: 4 },
-  batch_size: { type: "int", default: 1 },
-  weight_scale: { type: "float", default: 1.0 },
-  input_scale: { type: "float", default: 1.0 },
-  init: { type: "str", default: "orthogonal" },
-  forget_bias: { type: "float", default: 1.0 },
-  loss_at: { type: "str", default: "last" },
-  truncation: { type: "int", default: 0 },
-  clip: { type: "float", default: 0.0 },
-  seed: { type: "int", default: 0 },
-};
+// This page is about gated cells, so it opens on the LSTM.
+export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS), { cell: "lstm" });
 
 const $ = (id) => document.getElementById(id);
 const page = pageElements();

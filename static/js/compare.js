@@ -3,23 +3,13 @@
 
 import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
   resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
   streamSimulation } from "./ui.js";
 
-// The names and defaults of app.schemas.SimulationConfig; the cell is not a control here (the
-// server runs all three, the rnn being the streamed one).
-export const TABLE = {
-  nonlinearity: { type: "str", default: "tanh" },
-  seq_len: { type: "int", default: 50 },
-  hidden_size: { type: "int", default: 32 },
-  weight_scale: { type: "float", default: 1.0 },
-  init: { type: "str", default: "orthogonal" },
-  forget_bias: { type: "float", default: 1.0 },
-  loss_at: { type: "str", default: "last" },
-  seed: { type: "int", default: 0 },
-};
+export const TABLE = simulationTable(["nonlinearity", "seq_len", "hidden_size", "weight_scale",
+  "init", "forget_bias", "loss_at", "seed"]);
 const CELLS = ["rnn", "lstm", "gru"];
 
 const $ = (id) => document.getElementById(id);

@@ -3,29 +3,13 @@
 
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, writeState } from "./state.js";
+import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
+  writeState } from "./state.js";
 import { addDownloadButtons, CHECK_SYMBOLS, enableButtons, formatNumber, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
   startRun, streamSimulation } from "./ui.js";
 
-// The same names and defaults as app.schemas.SimulationConfig (tests check they agree).
-export const TABLE = {
-  cell: { type: "str", default: "rnn" },
-  nonlinearity: { type: "str", default: "tanh" },
-  seq_len: { type: "int", default: 50 },
-  num_layers: { type: "int", default: 1 },
-  hidden_size: { type: "int", default: 32 },
-  input_size: { type: "int", default: 4 },
-  batch_size: { type: "int", default: 1 },
-  weight_scale: { type: "float", default: 1.0 },
-  input_scale: { type: "float", default: 1.0 },
-  init: { type: "str", default: "orthogonal" },
-  forget_bias: { type: "float", default: 1.0 },
-  loss_at: { type: "str", default: "last" },
-  truncation: { type: "int", default: 0 },
-  clip: { type: "float", default: 0.0 },
-  seed: { type: "int", default: 0 },
-};
+export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS));
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
 const FIGURES = ["grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions"];
 

@@ -75,3 +75,31 @@ export function onControlInput(root, table, onChange) {
     onChange(element.dataset.param, value);
   });
 }
+
+// The fields and defaults of app.schemas.SimulationConfig, written once for every page
+// (tests/test_presets.py checks they agree with the server's).
+export const SIMULATION_FIELDS = {
+  cell: { type: "str", default: "rnn" },
+  nonlinearity: { type: "str", default: "tanh" },
+  seq_len: { type: "int", default: 50 },
+  num_layers: { type: "int", default: 1 },
+  hidden_size: { type: "int", default: 32 },
+  input_size: { type: "int", default: 4 },
+  batch_size: { type: "int", default: 1 },
+  weight_scale: { type: "float", default: 1.0 },
+  input_scale: { type: "float", default: 1.0 },
+  init: { type: "str", default: "orthogonal" },
+  forget_bias: { type: "float", default: 1.0 },
+  loss_at: { type: "str", default: "last" },
+  truncation: { type: "int", default: 0 },
+  clip: { type: "float", default: 0.0 },
+  seed: { type: "int", default: 0 },
+};
+
+// A page's state table: the simulation fields it shows, with its own defaults where they differ
+// (toQuery sends every field, so the server always sees the page's choice).
+export function simulationTable(names, pageDefaults = {}) {
+  return Object.fromEntries(names.map((name) => [name, name in pageDefaults
+    ? { ...SIMULATION_FIELDS[name], default: pageDefaults[name] }
+    : SIMULATION_FIELDS[name]]));
+}
