@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.resources import static_dir, templates_dir
 from app.settings import Settings
 
-PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare")
+PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare", "/train")
 
 # Any way a page could pull from another host: src=/href=/action= attributes, CSS url(),
 # and ES module imports, with http:, https: or protocol-relative (//host) URLs.
