@@ -8,7 +8,7 @@ import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
   resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation } from "./ui.js";
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // A loss at every step, so the band of the reach matrix shows, and truncation k = 10 rather
 // than "off" (SimulationConfig's defaults are "last" and 0).
@@ -271,3 +271,6 @@ addDownloadButtons((name, format) => {
 $("replay").disabled = true;
 
 simulate();
+
+wireViewDownload(document.getElementById("download-view"), () => lastResult,
+  "gradient-flow-bptt.html");

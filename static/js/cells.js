@@ -8,7 +8,7 @@ import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationT
   writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation } from "./ui.js";
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // This page is about gated cells, so it opens on the LSTM.
 export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS), { cell: "lstm" });
@@ -169,3 +169,6 @@ onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
 fillControls(controls, state);
 updateCellDependent();
 simulate();
+
+wireViewDownload(document.getElementById("download-view"), () => lastResult,
+  "gradient-flow-cells.html");

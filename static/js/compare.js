@@ -6,7 +6,7 @@ import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
   resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
-  streamSimulation } from "./ui.js";
+  streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(["nonlinearity", "seq_len", "hidden_size", "weight_scale",
   "init", "forget_bias", "loss_at", "seed"]);
@@ -83,3 +83,6 @@ addDownloadButtons((name, format) => {
 });
 
 simulate();
+
+wireViewDownload(document.getElementById("download-view"), () => lastResult,
+  "gradient-flow-compare.html");

@@ -5,9 +5,9 @@ import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
   writeState } from "./state.js";
-import { addDownloadButtons, CHECK_SYMBOLS, enableButtons, formatNumber, onPresentToggle,
+import { addDownloadButtons, enableButtons, formatNumber, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation } from "./ui.js";
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS));
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
@@ -172,48 +172,7 @@ addDownloadButtons((name, format) => {
   else download(`${name}.json`, JSON.stringify(figure.data), "application/json");
 });
 
-const downloadView = $("download-view");
-downloadView.disabled = true;
-downloadView.addEventListener("click", async () => {
-  if (!lastResult) return;
-  downloadView.disabled = true;
-  try {
-    const plotly = await (await fetch("/vendor/plotly.min.js")).text();
-    download("gradient-flow-view.html", offlineHtml(lastResult, plotly), "text/html");
-  } finally {
-    downloadView.disabled = false;
-  }
-});
-
-// Text placed inside <script> must not close it early.
-const scriptSafe = (text) => text.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
-const escapeHtml = (text) => String(text).replace(/[&<>]/g,
-  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
-
-export function offlineHtml(result, plotlySource) {
-  const checks = result.checks.map((c) =>
-    `<li>${CHECK_SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
-  const divs = FIGURES.map((name) => `<div id="fig-${name}"></div>`).join("\n");
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Gradient Flow Lab: saved view</title>
-<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}
-pre{background:#f5f6f8;padding:.5rem;overflow:auto}</style>
-<script>${scriptSafe(plotlySource)}</script></head><body>
-<h1>Gradient Flow Lab: saved view</h1>
-<p>Saved ${escapeHtml(new Date().toISOString())} from ${escapeHtml(window.location.href)}</p>
-<h2>Configuration</h2><pre>${escapeHtml(JSON.stringify(result.config, null, 1))}</pre>
-<h2>Paper checks</h2><ul>${checks}</ul>
-${divs}
-<script>
-const FIGURES = ${scriptSafe(JSON.stringify(result.figures))};
-for (const [name, figure] of Object.entries(FIGURES)) {
-  const element = document.getElementById("fig-" + name);
-  if (element) Plotly.newPlot(element, figure.data, figure.layout,
-    {displaylogo: false, showSendToCloud: false, modeBarButtonsToRemove: ["sendChartToCloud"]});
-}
-</script></body></html>
-`;
-}
+wireViewDownload($("download-view"), () => lastResult, "gradient-flow-view.html");
 
 // ---- projector mode -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // Functions take the elements they change, so a page keeps its own state.
 
 import { openStream } from "./api.js";
+import { download } from "./plots.js";
 import { toQuery } from "./state.js";
 
 // The symbol shown for each check status (also in explore's saved offline view).
@@ -127,4 +128,53 @@ export function onPresentToggle(reapply) {
     presenting = now;
     reapply();
   }).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+}
+
+// Text placed inside <script> must not close it early.
+const scriptSafe = (text) => text.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
+const escapeHtml = (text) => String(text).replace(/[&<>]/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
+
+// One self-contained HTML file of the current view, which opens offline: plotly.js inlined, the
+// figures, the settings and the checks (when the page has them).
+export function offlineHtml(result, plotlySource) {
+  const checks = (result.checks ?? []).map((c) =>
+    `<li>${CHECK_SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
+  const divs = Object.keys(result.figures).map((name) => `<div id="fig-${name}"></div>`)
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Gradient Flow Lab: saved view</title>
+<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}
+pre{background:#f5f6f8;padding:.5rem;overflow:auto}</style>
+<script>${scriptSafe(plotlySource)}</script></head><body>
+<h1>Gradient Flow Lab: saved view</h1>
+<p>Saved ${escapeHtml(new Date().toISOString())} from ${escapeHtml(window.location.href)}</p>
+<h2>Settings</h2><pre>${escapeHtml(JSON.stringify(result.config ?? result.query, null, 1))}</pre>
+${checks ? `<h2>Checks</h2><ul>${checks}</ul>` : ""}
+${divs}
+<script>
+const FIGURES = ${scriptSafe(JSON.stringify(result.figures))};
+for (const [name, figure] of Object.entries(FIGURES)) {
+  const element = document.getElementById("fig-" + name);
+  if (element) Plotly.newPlot(element, figure.data, figure.layout,
+    {displaylogo: false, showSendToCloud: false, modeBarButtonsToRemove: ["sendChartToCloud"]});
+}
+</script></body></html>
+`;
+}
+
+// Wires a "Download this view" button: it saves offlineHtml of the page's latest result.
+export function wireViewDownload(button, latestResult, filename) {
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    const result = latestResult();
+    if (!result) return;
+    button.disabled = true;
+    try {
+      const plotly = await (await fetch("/vendor/plotly.min.js")).text();
+      download(filename, offlineHtml(result, plotly), "text/html");
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
