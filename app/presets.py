@@ -53,6 +53,16 @@ PRESETS: list[dict] = [
                   "clip": 1.0},
     },
     {
+        "slug": "overflow",
+        "title": "Past what float64 can hold",
+        "description": "ReLU with recurrent weights of scale 10: the state grows tenfold a step "
+                       "and overflows float64 after a few hundred steps. The page says where; "
+                       "the loss and every gradient after that are not numbers.",
+        "page": "explore",
+        "query": {"cell": "rnn", "nonlinearity": "relu", "weight_scale": 10.0, "seq_len": 500,
+                  "init": "orthogonal"},
+    },
+    {
         "slug": "lstm-carousel",
         "title": "LSTM constant error carousel",
         "description": "An LSTM with forget-gate bias 5 keeps its forget gates near 1, so the "

@@ -93,9 +93,9 @@ def test_preset_url_restores_its_state_into_the_controls(page):
     assert "after clipping 1" in page.locator("#status").inner_text()
 
 
-def test_huge_weights_show_where_it_overflowed(page):
-    page.goto(page.base_url
-              + "/explore?weight_scale=10&seq_len=500&nonlinearity=relu&init=orthogonal")
+def test_the_overflow_preset_shows_where_it_overflowed(page):
+    preset = next(p for p in PRESETS if p["slug"] == "overflow")
+    page.goto(page.base_url + preset_url(preset))
     wait_until_drawn(page)
     marker = page.locator("#overflow-marker")
     assert marker.is_visible()
