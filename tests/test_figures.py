@@ -37,6 +37,14 @@ def test_activation_and_training_figures_are_valid_plotly():
 def test_figures_still_work_as_plotly_figures_in_a_notebook():
     config = SimulationConfig(seq_len=20)
     fig = view_builder("explore")(config).figures["grad_norms"]
-    assert isinstance(fig, go.Figure)
+    assert isinstance(fig.plotly, go.Figure)
     assert fig.to_dict()["data"][0]["type"] == "scatter"
     assert "<div" in fig.to_html(include_plotlyjs=False, full_html=False)
+    assert callable(fig.show)
+
+
+def test_a_figure_changed_with_plotly_py_is_sent_as_changed():
+    fig = view_builder("explore")(SimulationConfig(seq_len=20)).figures["grad_norms"]
+    assert figure_json(fig)["layout"]["title"]["text"].startswith("Gradient norm")
+    fig.update_layout(title_text="my own title")
+    assert figure_json(fig)["layout"]["title"]["text"] == "my own title"

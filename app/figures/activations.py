@@ -1,7 +1,7 @@
 """Figures of the activations page (/activations): why a slope capped at 0.25 (sigmoid) makes a
 gradient vanish through many steps, and why tanh (slope up to 1) lasts longer but cannot grow.
 
-Every figure is a plain plotly.py ``go.Figure``, so it also works in a notebook::
+Every figure works as a plotly.py ``go.Figure`` too, so also in a notebook::
 
     from app.figures.activations import chain_figure
     chain_figure(depth=30, x0=0.5).show()
@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
 
-from app.figures.common import PALETTE, base_layout, figure, positive_or_none
+from app.figures.common import PALETTE, Figure, base_layout, figure, positive_or_none
 from engine import DERIVATIVE_BOUND, activation, activation_grad, compose
 
 MAX_DEPTH = 50
@@ -44,7 +43,7 @@ def sigmoid_fixed_point() -> float:
     return x
 
 
-def curves_figure() -> go.Figure:
+def curves_figure() -> Figure:
     """Left: sigmoid, tanh and ReLU on [-6, 6]. Right: their derivatives, maxima annotated."""
     data = []
     for name in ("sigmoid", "tanh", "relu"):
@@ -73,7 +72,7 @@ def curves_figure() -> go.Figure:
     return figure(data, layout)
 
 
-def iterates_figure(depth: int, x0: float | None = None) -> go.Figure:
+def iterates_figure(depth: int, x0: float | None = None) -> Figure:
     """f^n(x) against the starting point x for the chosen n, sigmoid left and tanh right, with
     faint curves for smaller n. sigmoid^n flattens onto its fixed point ~0.659 (no slope left:
     the start no longer matters); tanh^n shrinks towards 0 only slowly and keeps a slope."""
@@ -121,7 +120,7 @@ def iterates_figure(depth: int, x0: float | None = None) -> go.Figure:
     return figure(data, layout)
 
 
-def chain_figure(depth: int, x0: float) -> go.Figure:
+def chain_figure(depth: int, x0: float) -> Figure:
     """The product of slopes along the chain, d f^k(x0)/dx0 for k = 0..n, on a log axis, with
     each function's best case (its largest slope to the power k): 0.25^k and 1^k."""
     _check_depth(depth)
@@ -149,7 +148,7 @@ def chain_figure(depth: int, x0: float) -> go.Figure:
     return figure(data, layout)
 
 
-def spread_figure(depth: int, x0: float | None = None) -> go.Figure:
+def spread_figure(depth: int, x0: float | None = None) -> Figure:
     """d f^n(x)/dx at the chosen depth n for every starting point x: where the gradient
     survives n steps. The sigmoid's stays under 0.25^n everywhere."""
     _check_depth(depth)
@@ -185,7 +184,7 @@ def spread_figure(depth: int, x0: float | None = None) -> go.Figure:
 @dataclass
 class ActivationsResult:
     summary: dict
-    figures: dict[str, go.Figure]
+    figures: dict[str, Figure]
 
 
 def grad_maxima() -> dict[str, float]:

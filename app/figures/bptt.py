@@ -9,12 +9,12 @@ what the stream sends and what the unrolled-network picture animates.
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 
 import engine
 from app.figures.common import (
     PALETTE,
     SEQUENTIAL,
+    Figure,
     base_layout,
     figure,
     log10_or_nan,
@@ -127,7 +127,7 @@ def strided_reach(reach: engine.LossReach, layer: int) -> dict:
             "norms": reach.norms[:, layer][:, states]}
 
 
-def unrolled_figure(full: Simulation, k: int) -> go.Figure:
+def unrolled_figure(full: Simulation, k: int) -> Figure:
     """The network unrolled in time: a node per (layer, step), coloured by log10 ||d loss / d h_t||
     of full BPTT; a loss node above every step that has a target; dashed lines where truncated
     BPTT (chunks of k) cuts the backward flow."""
@@ -192,7 +192,7 @@ def unrolled_figure(full: Simulation, k: int) -> go.Figure:
 
 
 def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, seq_len: int,
-                 k: int, layer: int) -> go.Figure:
+                 k: int, layer: int) -> Figure:
     """Side by side: log10 ||d L_t / d h_s|| (loss step t down, state step s across) for full
     and for truncated BPTT, on one colour scale. Blank cells are exact zeros."""
     full = strided_reach(full_reach, layer)
@@ -246,7 +246,7 @@ def _cut_shapes(seq_len: int, k: int) -> list[dict]:
                  line=dict(color="#AAAAAA", width=1, dash="dot")) for s in starts]
 
 
-def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figure:
+def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
     """Each step's share of d loss / d W_hh (top layer, Frobenius norm), full vs truncated."""
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
@@ -266,7 +266,7 @@ def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figur
     return figure(data, layout)
 
 
-def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> go.Figure:
+def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
     """||d loss / d h_t|| of the top layer against t, full vs truncated, log axis."""
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>%{fullData.name}</extra>"

@@ -9,12 +9,12 @@ page's view builder (see ``app.views.view_builder``).
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 
 import engine
 from app.figures.common import (
     DIVERGING,
     PALETTE,
+    Figure,
     base_layout,
     figure,
     positive_or_none,
@@ -133,7 +133,7 @@ def _axes(row: int) -> dict:
     return dict(xaxis=f"x{suffix}", yaxis=f"y{suffix}")
 
 
-def gates_figure(diag: CellDiagnostics) -> go.Figure:
+def gates_figure(diag: CellDiagnostics) -> Figure:
     """Small multiples, one row per gate: the mean over units with the min-max band."""
     sim, layer = diag.sim, diag.layer
     names = list(sim.trace.gates)
@@ -163,7 +163,7 @@ def gates_figure(diag: CellDiagnostics) -> go.Figure:
     return figure(data, layout)
 
 
-def state_figure(diag: CellDiagnostics) -> go.Figure:
+def state_figure(diag: CellDiagnostics) -> Figure:
     """Units x time heatmap of the carried state: c_t for lstm, h_t for gru (sequence 0)."""
     sim, layer = diag.sim, diag.layer
     lstm = sim.config.cell == "lstm"
@@ -187,7 +187,7 @@ def state_figure(diag: CellDiagnostics) -> go.Figure:
     return figure(data, base_layout(title, "time step t", "unit", height=320))
 
 
-def gradient_figure(diag: CellDiagnostics) -> go.Figure:
+def gradient_figure(diag: CellDiagnostics) -> Figure:
     """||dL/dc_t|| and ||dL/dh_t|| (lstm) or ||dL/dh_t|| (gru) against t, log axis."""
     sim, layer = diag.sim, diag.layer
     data = []
@@ -211,7 +211,7 @@ def gradient_figure(diag: CellDiagnostics) -> go.Figure:
     return figure(data, base_layout(title, "time step t", "norm (log)", log_y=True))
 
 
-def carry_figure(diag: CellDiagnostics) -> go.Figure:
+def carry_figure(diag: CellDiagnostics) -> Figure:
     """Top: the gradient along the carry alone vs the full gradient of the carried state.
     Bottom: the carry gain (mean over units, min-max band) and sigma(b)^(T-1-t)."""
     sim, layer = diag.sim, diag.layer
@@ -263,7 +263,7 @@ def _translucent(hex_colour: str, alpha: float = 0.25) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def build(sim: Simulation, diag: CellDiagnostics | None = None) -> dict[str, go.Figure]:
+def build(sim: Simulation, diag: CellDiagnostics | None = None) -> dict[str, Figure]:
     diag = diag or CellDiagnostics(sim)
     # base_layout gives every figure the same fixed uirevision: zoom survives Plotly.react.
     return {"gates": gates_figure(diag), "state": state_figure(diag),

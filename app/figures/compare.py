@@ -8,12 +8,11 @@ its backward sweep is what the stream sends while the page waits.
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 import engine
-from app.figures.common import CELL_COLOURS, base_layout, figure, positive_or_none
+from app.figures.common import CELL_COLOURS, Figure, base_layout, figure, positive_or_none
 from app.schemas import SimulationConfig
 from app.simulation import Simulation, simulate
 from app.views import ViewResult, check, summarize
@@ -42,7 +41,7 @@ def retention(sim: Simulation) -> float:
     return ratio if np.isfinite(ratio) else float("nan")
 
 
-def grad_norm_figure(sims: dict[str, Simulation]) -> go.Figure:
+def grad_norm_figure(sims: dict[str, Simulation]) -> Figure:
     """||d loss / d h_t|| (top layer) against t, one line per cell; the lstm's cell-state
     gradient ||d loss / d c_t|| dashed, since that is the path that carries it far back."""
     data = []
@@ -65,7 +64,7 @@ def grad_norm_figure(sims: dict[str, Simulation]) -> go.Figure:
     return figure(data, layout)
 
 
-def retention_figure(sims: dict[str, Simulation]) -> go.Figure:
+def retention_figure(sims: dict[str, Simulation]) -> Figure:
     """A bar per cell hanging down from 0: log10 of ||d loss / d h_0|| / ||d loss / d h_{T-1}||,
     the orders of magnitude the gradient loses between the last step and the first (bars on a
     log axis would start at an arbitrary floor and mislead)."""

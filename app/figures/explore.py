@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 
 from app.figures.common import (
     DIVERGING,
     PALETTE,
     SEQUENTIAL,
+    Figure,
     base_layout,
     figure,
     log10_or_nan,
@@ -17,7 +17,7 @@ from app.figures.common import (
 from app.simulation import Simulation
 
 
-def grad_norm_figure(sim: Simulation) -> go.Figure:
+def grad_norm_figure(sim: Simulation) -> Figure:
     """||d loss / d h_t|| against t, log axis, a line per layer, the Pascanu bound over it."""
     steps = np.arange(sim.trace.seq_len)
     data = []
@@ -36,7 +36,7 @@ def grad_norm_figure(sim: Simulation) -> go.Figure:
     return figure(data, layout)
 
 
-def layer_time_heatmap(sim: Simulation) -> go.Figure:
+def layer_time_heatmap(sim: Simulation) -> Figure:
     """Layers x time heatmap of log10 ||d loss / d h_t||."""
     values = log10_or_nan(sim.grad_norms)  # (L, T)
     data = [dict(type="heatmap", 
@@ -52,7 +52,7 @@ def layer_time_heatmap(sim: Simulation) -> go.Figure:
     return figure(data, layout)
 
 
-def hidden_heatmap(sim: Simulation, layer: int = 0) -> go.Figure:
+def hidden_heatmap(sim: Simulation, layer: int = 0) -> Figure:
     """Units x time heatmap of the hidden state h_t of one layer (sequence 0)."""
     steps, units, values = sim.hidden_heatmap()
     layer = min(layer, len(values) - 1)
@@ -69,7 +69,7 @@ def hidden_heatmap(sim: Simulation, layer: int = 0) -> go.Figure:
     return figure(data, base_layout(title, "time step t", "unit", height=320))
 
 
-def eigenvalue_figure(sim: Simulation) -> go.Figure:
+def eigenvalue_figure(sim: Simulation) -> Figure:
     """Eigenvalues of each W_hh block in the complex plane, with the unit circle and, for an rnn,
     the 1/gamma circle (inside it the gradient must vanish whatever the inputs)."""
     angle = np.linspace(0, 2 * np.pi, 181)
@@ -97,7 +97,7 @@ def eigenvalue_figure(sim: Simulation) -> go.Figure:
     return figure(data, layout)
 
 
-def contribution_figure(sim: Simulation) -> go.Figure:
+def contribution_figure(sim: Simulation) -> Figure:
     """Each step's share of d loss / d W_hh (Frobenius norm): their sum is the BPTT gradient."""
     steps = np.arange(sim.trace.seq_len)
     data = []
@@ -117,7 +117,7 @@ def contribution_figure(sim: Simulation) -> go.Figure:
     return figure(data, layout)
 
 
-def build(sim: Simulation) -> dict[str, go.Figure]:
+def build(sim: Simulation) -> dict[str, Figure]:
     return {
         "grad_norms": grad_norm_figure(sim),
         "layer_heatmap": layer_time_heatmap(sim),

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
-from app.figures.common import CELL_COLOURS, SEQUENTIAL, base_layout, figure
+from app.figures.common import CELL_COLOURS, SEQUENTIAL, Figure, base_layout, figure
 
 
-def loss_figure(cells: list[str], regression: bool) -> go.Figure:
+def loss_figure(cells: list[str], regression: bool) -> Figure:
     data = [dict(type="scatter", x=[], y=[], mode="lines", name=cell,
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     label = "squared error (log)" if regression else "cross-entropy (log)"
     return figure(data, base_layout("Training loss", "training step", label, log_y=True))
 
 
-def accuracy_figure(cells: list[str], chance: float) -> go.Figure:
+def accuracy_figure(cells: list[str], chance: float) -> Figure:
     data = [dict(type="scatter", x=[], y=[], mode="lines", name=cell,
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     layout = base_layout("Accuracy at the answer step", "training step", "accuracy")
@@ -27,7 +25,7 @@ def accuracy_figure(cells: list[str], chance: float) -> go.Figure:
     return figure(data, layout)
 
 
-def grad_norm_figure(cells: list[str]) -> go.Figure:
+def grad_norm_figure(cells: list[str]) -> Figure:
     data = []
     for cell in cells:
         data.append(dict(type="scatter", x=[], y=[], mode="lines", name=f"{cell} before clipping",
@@ -38,7 +36,7 @@ def grad_norm_figure(cells: list[str]) -> go.Figure:
                                     "global norm (log)", log_y=True))
 
 
-def heatmap_figure(cell: str, time_steps: list[int]) -> go.Figure:
+def heatmap_figure(cell: str, time_steps: list[int]) -> Figure:
     """Training step x time step of log10 ||d loss / d h_t||: each update adds a row."""
     data = [dict(type="heatmap", z=[], x=time_steps, y=[], colorscale=SEQUENTIAL, zmin=-8, zmax=0,
                        colorbar=dict(title=dict(text="log₁₀"), thickness=12),
@@ -51,7 +49,7 @@ def heatmap_figure(cell: str, time_steps: list[int]) -> go.Figure:
 
 
 def build(cells: list[str], regression: bool, chance: float, time_steps: list[int]
-          ) -> dict[str, go.Figure]:
+          ) -> dict[str, Figure]:
     figures = {"loss": loss_figure(cells, regression), "grad_norm": grad_norm_figure(cells)}
     if not regression:
         figures["accuracy"] = accuracy_figure(cells, chance)
