@@ -9,7 +9,8 @@ has fired ``plotly_afterplot`` after the stream's ``result`` event arrived (``ex
 during the sweep also fires afterplot; those are before the result and do not count). The
 time is split into: throttle (input -> stream opened; the first change goes out at once),
 server (stream opened -> result
-received) and client (result -> last plot drawn).
+received) and client (result -> last plot drawn). "visible" is input -> the last of the plots
+that were on screen drawn: the page draws those first and the others in the tasks after.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.browser import LiveServer, launch_browser
 
+KEYS = ()
 FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
 
 # Records when each EventSource opens and when its `result` event arrives (this listener is
@@ -56,6 +58,10 @@ async ([value, figures]) => {
     }
   });
   bench.resultAt = 0;
+  const onScreen = figures.filter((name) => {
+    const box = document.getElementById("fig-" + name).getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  });
   const slider = document.getElementById("ctl-weight_scale");
   slider.value = String(value);
   const start = performance.now();
@@ -66,7 +72,8 @@ async ([value, figures]) => {
     element.removeListener("plotly_afterplot", element.__benchListener);
   }
   const end = Math.max(...drawn.values());
-  return { total: end - start, throttle: bench.openAt - start,
+  const visibleEnd = Math.max(...onScreen.map((name) => drawn.get(name)));
+  return { total: end - start, visible: visibleEnd - start, throttle: bench.openAt - start,
            server: bench.resultAt - bench.openAt, client: end - bench.resultAt,
            ...Object.fromEntries([...drawn].map(([name, at]) => ["drawn " + name,
                                                                   at - bench.resultAt]))};
@@ -113,7 +120,7 @@ def main() -> None:
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, "
           f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
     print(f"/explore defaults, {len(samples)} slider moves")
-    for key in ("total", "throttle", "server", "client", *(f"drawn {f}" for f in FIGURES)):
+    for key in (*KEYS, "total", "visible", "throttle", "server", "client", *(f"drawn {f}" for f in FIGURES)):
         values = [s[key] for s in samples]
         print(f"  {key:20s} median {statistics.median(values):7.1f} ms   "
               f"p95 {percentile(values, 0.95):7.1f} ms")

@@ -6,9 +6,9 @@
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
-  resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
+  streamSimulation, wireViewDownload } from "./ui.js";
 
 // A loss at every step, so the band of the reach matrix shows, and truncation k = 10 rather
 // than "off" (SimulationConfig's defaults are "last" and 0).
@@ -206,7 +206,7 @@ function showResult(result) {
   showSummary(result.summary);
   showChecks($("checks"), result.checks);
   enableButtons(".figure-downloads button, #replay");
-  rendered.then(() => { statusLine.dataset.rendered = statusLine.dataset.run; });
+  markRendered(page, rendered);
 }
 
 const fmt = (value) => formatNumber(value, 3, "not finite");

@@ -6,8 +6,8 @@ import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
   writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, onPresentToggle,
-  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
+import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+  onPresentToggle, pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
   startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // This page is about gated cells, so it opens on the LSTM.
@@ -92,8 +92,7 @@ function showResult(result) {
   showSummary(result.summary);
   showChecks(checksList, result.checks, SPOKEN);
   enableButtons(".figure-downloads button");
-  const mine = statusLine.dataset.run;
-  rendered.then(() => { statusLine.dataset.rendered = mine; });
+  markRendered(page, rendered);
 }
 
 const fmt = (value) => formatNumber(value, 4, "overflow");

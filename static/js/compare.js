@@ -4,8 +4,8 @@
 import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, pageElements,
-  resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
+import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
   streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(["nonlinearity", "seq_len", "hidden_size", "weight_scale",
@@ -50,7 +50,7 @@ function showResult(result) {
   showSummary(result.summary);
   showChecks($("checks"), result.checks);
   enableButtons(".figure-downloads button");
-  rendered.then(() => { statusLine.dataset.rendered = statusLine.dataset.run; });
+  markRendered(page, rendered);
 }
 
 const fmt = (value) => formatNumber(value, 3, "not finite");

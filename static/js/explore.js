@@ -5,9 +5,9 @@ import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
   writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, formatNumber, onPresentToggle,
-  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
+  streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS));
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
@@ -142,9 +142,9 @@ function showResult(result) {
   showSummary(result.summary);
   showChecks(checksList, result.checks);
   enableButtons(".figure-downloads button, #download-view");
-  rendered.then(() => {
-    statusLine.dataset.rendered = statusLine.dataset.run;
-    document.dispatchEvent(new CustomEvent("explore:rendered", { detail: { run } }));
+  const shown = run;
+  markRendered(page, rendered).then(() => {
+    document.dispatchEvent(new CustomEvent("explore:rendered", { detail: { run: shown } }));
   });
 }
 

@@ -22,6 +22,7 @@ export const PLOT_CONFIG = {
 
 export function applyFigure(element, figure) {
   if (!element || !figure) return Promise.resolve();
+  element.gflDrawn = (element.gflDrawn ?? 0) + 1; // a deferred draw of an older figure yields to this
   const layout = { ...figure.layout };
   let data = figure.data;
   if (document.body.classList.contains("present")) {
@@ -31,13 +32,42 @@ export function applyFigure(element, figure) {
   // With `responsive`, Plotly sizes the plot to its div: give the div the figure's height, or
   // a resize (projector mode, the window) squeezes the plot into the div's CSS height.
   if (layout.height) element.style.height = `${layout.height}px`;
-  return window.Plotly.react(element, data, layout, PLOT_CONFIG);
+  // The config goes with the first draw only: given again, Plotly deep-copies and compares it
+  // on every update.
+  return window.Plotly.react(element, data, layout, element.data ? undefined : PLOT_CONFIG);
 }
 
 // Applies every figure of a result to the element with id `fig-<name>`, if the page has one.
+// Plots on screen are redrawn at once; the others follow one per task, so the browser can
+// handle a slider's next input between them, and a plot given a newer figure in the meantime
+// skips the older one (latest wins). Resolves when every plot shows its figure.
 export function applyFigures(figures, root = document) {
-  return Promise.all(Object.entries(figures).map(([name, figure]) =>
-    applyFigure(root.getElementById ? root.getElementById(`fig-${name}`) : null, figure)));
+  const targets = Object.entries(figures)
+    .map(([name, figure]) => [root.getElementById?.(`fig-${name}`), figure])
+    .filter(([element, figure]) => element && figure);
+  const onScreen = targets.filter(([element]) => isOnScreen(element));
+  const offScreen = targets.filter(([element]) => !isOnScreen(element));
+  const drawn = onScreen.map(([element, figure]) => applyFigure(element, figure));
+  for (const [element, figure] of offScreen) {
+    const ticket = (element.gflDrawn ?? 0) + 1;
+    element.gflDrawn = ticket;
+    drawn.push(nextTask().then(() => {
+      if (element.gflDrawn !== ticket) return undefined; // a newer figure came first
+      return applyFigure(element, figure);
+    }));
+  }
+  return Promise.all(drawn);
+}
+
+function isOnScreen(element) {
+  const box = element.getBoundingClientRect();
+  return box.bottom > 0 && box.top < window.innerHeight && box.right > 0
+    && box.left < window.innerWidth;
+}
+
+// Resolves in a later task (after pending input events), unlike a microtask.
+function nextTask() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 // Projector mode: bigger fonts and thicker lines, without touching the server's figure.

@@ -42,6 +42,16 @@ export function resultArrived({ errorBox, progress }) {
   progress.value = 1;
 }
 
+// Once `rendered` (the promise of applyFigures) resolves, sets data-rendered on the status line
+// to the run that was current when the result was shown, unless a newer run has started since:
+// tests and the benchmark wait for data-rendered to equal data-run.
+export function markRendered({ statusLine }, rendered) {
+  const shown = statusLine.dataset.run;
+  return rendered.then(() => {
+    if (statusLine.dataset.run === shown) statusLine.dataset.rendered = shown;
+  });
+}
+
 // Shows that the server could not run the configuration, with its message in the error box.
 export function showError({ statusLine, progress, errorBox }, message) {
   setStatus(statusLine, "The server could not run this configuration.", "error");
