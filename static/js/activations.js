@@ -4,7 +4,7 @@
 import { throttle } from "./api.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readControl, readState, toQuery, writeState } from "./state.js";
-import { formatNumber } from "./ui.js";
+import { formatNumber, wireViewDownload } from "./ui.js";
 
 // One table drives the URL, the controls and the API query (same names as the API's fields).
 const TABLE = {
@@ -56,6 +56,7 @@ async function refresh() {
     showSummary(body.summary, body.nonfinite);
     root.dataset.renderedDepth = String(body.summary.depth);
     root.dataset.renderedX0 = String(body.summary.x0);
+    document.getElementById("download-view").disabled = false;
   } catch (error) {
     if (requestId === latestRequest) showError(`the server is not answering (${error.message})`);
   } finally {
@@ -98,6 +99,10 @@ root.addEventListener("click", (event) => {
   if (button.dataset.download === "csv") download(`${stem}.csv`, figureToCsv(figure), "text/csv");
   else download(`${stem}.json`, JSON.stringify(figure, null, 1), "application/json");
 });
+
+wireViewDownload(document.getElementById("download-view"), () => Object.keys(figures).length && {
+  config: { ...state }, figures, caption: statusLine.textContent,
+}, "activations-view.html");
 
 const format = (value) => formatNumber(value, 4, "overflow");
 

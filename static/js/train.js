@@ -1,7 +1,8 @@
 // Training lab: start a stream, extend the curves step by step, stop on demand.
 // Closing the tab or pressing Stop closes the EventSource, and the server stops training.
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
-import { applyFigure } from "./plots.js";
+import { applyFigure, download, figureToCsv } from "./plots.js";
+import { addDownloadButtons, drawnFigures, enableButtons, wireViewDownload } from "./ui.js";
 
 const defaults = JSON.parse(document.getElementById("train-defaults").textContent);
 const TYPES = { lag: "int", hidden_size: "int", batch_size: "int", truncation: "int",
@@ -115,10 +116,14 @@ function setUp(meta) {
     const div = document.createElement("div");
     div.id = `fig-heatmap_${cell}`;
     div.className = "figure";
-    heatmaps.append(div);
+    const holder = Object.assign(document.createElement("div"), { className: "figure-downloads" });
+    holder.dataset.figure = `heatmap_${cell}`;
+    heatmaps.append(div, holder);
     divs[`heatmap_${cell}`] = div;
   }
   for (const [name, figure] of Object.entries(figures)) applyFigure(divs[name], figure);
+  addDownloadButtons(downloadFigure);
+  enableButtons(".figure-downloads button, #download-view");
   divs.cells = meta.cells;
   statusLine.textContent = `Training ${meta.cells.join(", ")} on ${meta.config.task.replace("_", " ")}`
     + ` (sequence length ${meta.seq_len})…`;
@@ -162,6 +167,23 @@ function flush() {
     statusLine.textContent = `Step ${latest.step}: ${latest.cell} loss ${latest.loss.toFixed(3)}${acc}`;
   }
 }
+
+// ---- downloads: the curves as drawn so far --------------------------------------------------
+
+function downloadFigure(name, format) {
+  const figure = drawnFigures()[name];
+  if (!figure) return;
+  if (format === "CSV") download(`train-${name}.csv`, figureToCsv(figure), "text/csv");
+  else download(`train-${name}.json`, JSON.stringify({ config: state, figure: name,
+    data: figure.data }, null, 1), "application/json");
+}
+
+addDownloadButtons(downloadFigure);
+wireViewDownload(document.getElementById("download-view"), () => {
+  const figures = drawnFigures();
+  return Object.keys(figures).length && { config: state, figures,
+    caption: statusLine.textContent };
+}, "training-lab-view.html");
 
 fillControls(form, state);
 syncCells();

@@ -109,8 +109,11 @@ export function formatNumber(value, digits = 3, missing = "overflow") {
 
 // Adds disabled CSV and JSON buttons to every .figure-downloads holder; a click calls
 // onClick(name, format), name being the holder's data-figure and format "CSV" or "JSON".
+// Holders that already have their buttons are left alone, so a page that adds plots later
+// (the training lab's heatmaps) calls it again.
 export function addDownloadButtons(onClick) {
-  for (const holder of document.querySelectorAll(".figure-downloads")) {
+  for (const holder of document.querySelectorAll(".figure-downloads:not([data-wired])")) {
+    holder.dataset.wired = "";
     const name = holder.dataset.figure;
     for (const format of ["CSV", "JSON"]) {
       const button = Object.assign(document.createElement("button"), {
@@ -146,7 +149,7 @@ const escapeHtml = (text) => String(text).replace(/[&<>]/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
 
 // One self-contained HTML file of the current view, which opens offline: plotly.js inlined, the
-// figures, the settings and the checks (when the page has them).
+// figures, the settings, and the caption and checks when the result has them.
 export function offlineHtml(result, plotlySource) {
   const checks = (result.checks ?? []).map((c) =>
     `<li>${CHECK_SYMBOLS[c.status] ?? "?"} ${escapeHtml(c.label)}: ${escapeHtml(c.detail)}</li>`).join("");
@@ -159,6 +162,7 @@ pre{background:#f5f6f8;padding:.5rem;overflow:auto}</style>
 <script>${scriptSafe(plotlySource)}</script></head><body>
 <h1>Gradient Flow Lab: saved view</h1>
 <p>Saved ${escapeHtml(new Date().toISOString())} from ${escapeHtml(window.location.href)}</p>
+${result.caption ? `<p>${escapeHtml(result.caption)}</p>` : ""}
 <h2>Settings</h2><pre>${escapeHtml(JSON.stringify(result.config ?? result.query, null, 1))}</pre>
 ${checks ? `<h2>Checks</h2><ul>${checks}</ul>` : ""}
 ${divs}
@@ -171,6 +175,16 @@ for (const [name, figure] of Object.entries(FIGURES)) {
 }
 </script></body></html>
 `;
+}
+
+// The figures as drawn now, {name: {data, layout}} for every #fig-<name> that holds a plot:
+// for pages whose plots grow in the browser (the training lab extends its curves step by step).
+export function drawnFigures(root = document) {
+  const figures = {};
+  for (const element of root.querySelectorAll("[id^='fig-']")) {
+    if (element.data) figures[element.id.slice(4)] = { data: element.data, layout: element.layout };
+  }
+  return figures;
 }
 
 // Wires a "Download this view" button: it saves offlineHtml of the page's latest result.
