@@ -8,9 +8,12 @@ Each run sets the weight_scale slider and fires its input event, then waits unti
 has fired ``plotly_afterplot`` after the stream's ``result`` event arrived (``extendTraces``
 during the sweep also fires afterplot; those are before the result and do not count). The
 time is split into: throttle (input -> stream opened; the first change goes out at once),
-server (stream opened -> result
-received) and client (result -> last plot drawn). "visible" is input -> the last of the plots
-that were on screen drawn: the page draws those first and the others in the tasks after.
+server (stream opened -> result received) and client (result -> last plot drawn). "visible"
+is input -> the last of the plots that were on screen drawn: the page draws those first and
+the others in the tasks after. "floor" redraws five bare 50-point line plots in the same page,
+to show what Plotly.js alone costs in this browser on this machine.
+
+The server is started as the README starts it, in a process of its own.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import statistics
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser import LiveServer, launch_browser
+from tests.browser import launch_browser
+from tests.load_test import start_server
 
-KEYS = ()
 FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
 
 # Records when each EventSource opens and when its `result` event arrives (this listener is
@@ -81,6 +84,19 @@ async ([value, figures]) => {
 """
 
 
+# The floor under any page of five Plotly plots here: five 50-point line plots, no title, no
+# legend, each redrawn with Plotly.react, until every one has fired plotly_afterplot.
+FLOOR_RUN = """
+async ([figures, seed]) => {
+  const x = Array.from({ length: 50 }, (_, i) => i);
+  const start = performance.now();
+  await Promise.all(figures.map((name) => Plotly.react(document.getElementById("fig-" + name),
+    [{ type: "scatter", x, y: x.map((i) => Math.sin(i + seed)) }], { height: 340 })));
+  return performance.now() - start;
+}
+"""
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -97,33 +113,50 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
-    with LiveServer() as server, sync_playwright() as playwright:
+def measure(url: str, runs: int) -> tuple[list[dict], list[float]]:
+    with sync_playwright() as playwright:
         browser = launch_browser(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.add_init_script(INSTRUMENT)
-        page.goto(server.url + "/explore")
+        page.goto(url + "/explore")
         page.wait_for_function("() => { const s = document.getElementById('status');"
                                " return s.dataset.state === 'done'"
                                " && s.dataset.rendered === s.dataset.run; }", timeout=60_000)
         samples = []
-        for run in range(args.runs + 2):
+        for run in range(runs + 2):
             value = round(0.5 + 0.05 * (run % 40), 2)
             sample = page.evaluate(ONE_RUN, [value, list(FIGURES)])
             if run >= 2:  # the first moves warm up the JIT and the server's imports
                 samples.append(sample)
+        floor = [page.evaluate(FLOOR_RUN, [list(FIGURES), run]) for run in range(runs + 2)][2:]
         browser.close()
+    return samples, floor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    # The server runs in a process of its own, started as the README starts it: in this
+    # process it would share the GIL with Playwright's client and measure that too.
+    process, url = start_server(workers=1)
+    try:
+        samples, floor = measure(url, args.runs)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, "
           f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
     print(f"/explore defaults, {len(samples)} slider moves")
-    for key in (*KEYS, "total", "visible", "throttle", "server", "client", *(f"drawn {f}" for f in FIGURES)):
+    for key in ("total", "visible", "throttle", "server", "client",
+                *(f"drawn {f}" for f in FIGURES)):
         values = [s[key] for s in samples]
         print(f"  {key:20s} median {statistics.median(values):7.1f} ms   "
               f"p95 {percentile(values, 0.95):7.1f} ms")
+    print("floor: five 50-point line plots redrawn with Plotly.react (no server, no page code)")
+    print(f"  {'total':20s} median {statistics.median(floor):7.1f} ms   "
+          f"p95 {percentile(floor, 0.95):7.1f} ms")
 
 
 if __name__ == "__main__":
