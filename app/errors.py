@@ -48,6 +48,13 @@ def describe(error: dict, model: type[BaseModel] = SimulationConfig) -> dict:
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse(status_code=422,
-                        content=jsonable_encoder({"detail": [
-                            describe(e, _model_for(request.url.path)) for e in exc.errors()]}))
+    model = _model_for(request.url.path)
+    details, seen = [], set()
+    for error in exc.errors():
+        # The stream validates its query twice (the work-budget dependency and the endpoint):
+        # say each problem once.
+        key = (error.get("type"), tuple(error.get("loc", ())), repr(error.get("input")))
+        if key not in seen:
+            seen.add(key)
+            details.append(describe(error, model))
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": details}))
