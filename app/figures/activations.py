@@ -142,7 +142,6 @@ def chain_figure(depth: int, x0: float) -> Figure:
             hovertemplate=(f"k = %{{x}}<br>∏ {name}′ = %{{y:.3e}}<extra>x₀ = {x0:g}</extra>")))
     layout = base_layout(f"Product of slopes through k steps (x₀ = {x0:g})", "steps k",
                          "∏ f′ along the chain (log)", log_y=True, height=400)
-    _room_for_legend(layout)
     layout["xaxis"]["range"] = [0, max(depth, 1)]
     _log_decades(layout["yaxis"], [trace["y"] for trace in data])
     return figure(data, layout)
@@ -162,7 +161,6 @@ def spread_figure(depth: int, x0: float | None = None) -> Figure:
                            "</extra>")))
     layout = base_layout(f"Gradient after n = {depth} steps, for every start", "starting point x",
                          "d fⁿ(x)/dx (log)", log_y=True, height=400)
-    _room_for_legend(layout)
     layout["shapes"] = [
         _hline(DERIVATIVE_BOUND["sigmoid"] ** depth, "x", "y", COLOURS["sigmoid"]),
         _hline(DERIVATIVE_BOUND["tanh"] ** depth, "x", "y", COLOURS["tanh"]),
@@ -241,7 +239,6 @@ def _two_panels(title: str, y_title: str, y2_title: str, *, x_title: str = "x",
     """base_layout with a second panel on the right (axes x2, y2)."""
     layout = base_layout(title, x_title, y_title, height=height)
     layout["margin"] = dict(l=64, r=20, t=70, b=48)
-    _room_for_legend(layout)
     layout["xaxis"]["domain"] = [0.0, 0.46]
     layout["xaxis2"] = dict(domain=[0.54, 1.0], anchor="y2", title=dict(text=x_title),
                             zeroline=False)
@@ -270,12 +267,6 @@ def _log_decades(axis: dict, series: list) -> None:
     low = float(np.floor(np.log10(smallest))) if np.isfinite(smallest) else -1.0
     low = min(low, -1.0)
     axis.update(range=[low - 0.2, 0.3], dtick=max(1, int(np.ceil(-low / 6))))
-
-
-def _room_for_legend(layout: dict) -> None:
-    """Legend below the x-axis title, with a bottom margin tall enough for two rows of it."""
-    layout["margin"] = dict(layout["margin"], b=110)
-    layout["legend"] = dict(layout["legend"], y=-0.2, yanchor="top")
 
 
 def _hline(y: float, xref: str, yref: str, colour: str) -> dict:

@@ -219,7 +219,6 @@ def carry_figure(diag: CellDiagnostics) -> Figure:
     state = "c" if lstm else "h"
     gate = diag.carry_name
     layout = base_layout(f"The carry path on its own, layer {layer}", "", "", height=560)
-    layout["legend"] = dict(orientation="h", y=-0.12, x=0)
     layout["margin"] = dict(l=64, r=20, t=64, b=48)
     stacked_axes(layout, [f"‖∂L/∂{state}ₜ‖: carry path only vs all paths",
                           f"carry gain ∏ₛ₌ₜ₊₁ {gate}ₛ (mean over units)"], gap=0.14)

@@ -23,7 +23,10 @@ def base_layout(title: str, x_title: str, y_title: str, *, log_y: bool = False,
                    exponentformat="power", zeroline=False),
         height=height,
         margin=dict(l=64, r=20, t=44, b=48),
-        legend=dict(orientation="h", y=-0.22, x=0),
+        # At the foot of the figure whatever its height, and the margin it needs reserved: a
+        # legend placed in plot fractions ran into the x-axis title on short or tall plots.
+        legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=0,
+                    yanchor="bottom"),
         font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=13),
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="#FFFFFF",
@@ -71,6 +74,9 @@ def figure(data: list[dict], layout: dict) -> Figure:
             # to hide the ones past the plot's edge; ours stay inside the margins. Measured: 10%
             # of a slider move's redraw time on /explore.
             axis.setdefault("ticklabeloverflow", "allow")
+        if name.startswith("xaxis"):
+            # The x-axis title and tick labels move up out of the legend's way (see legend).
+            axis.setdefault("automargin", True)
     return Figure(data, layout)
 
 

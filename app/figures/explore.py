@@ -43,10 +43,12 @@ def layer_time_heatmap(sim: Simulation) -> Figure:
         # Numeric rows with tick labels: Plotly.js draws a heatmap with a categorical y axis
         # as an <image> of height NaN (a console error) in the browser.
         z=values, x=np.arange(sim.trace.seq_len), y=np.arange(len(values)),
-        colorscale=SEQUENTIAL, colorbar=dict(title=dict(text="log₁₀"), thickness=12),
+        colorscale=SEQUENTIAL, colorbar=dict(title=dict(text="log₁₀"), thickness=12, nticks=5),
         hovertemplate="t = %{x}<br>layer %{y}<br>log₁₀‖∂loss/∂h‖ = %{z:.2f}<extra></extra>")]
+    # At least ~110 px of plot: the colour bar is as tall as the plot, and its tick labels
+    # overlapped on a one-layer network.
     layout = base_layout("log₁₀ gradient norm, layers × time", "time step t", "",
-                         height=120 + 50 * len(values))  # room for the colour bar
+                         height=max(210, 120 + 50 * len(values)))
     layout["yaxis"].update(autorange="reversed", tickvals=list(range(len(values))),
                            ticktext=[f"layer {k}" for k in range(len(values))])
     return figure(data, layout)

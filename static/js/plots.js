@@ -79,7 +79,6 @@ function presentLayout(layout, data) {
   const margin = layout.margin || {};
   layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64), b: Math.max(margin.b ?? 0, 72) };
   for (const axis of ["xaxis", "yaxis"]) layout[axis] = { ...(layout[axis] || {}), automargin: true };
-  if (layout.legend) layout.legend = { ...layout.legend, y: -0.3 };
   for (const trace of data) {
     if (trace.line) trace.line = { ...trace.line, width: 5 };
     if (trace.marker?.size && String(trace.mode).includes("markers")) {
