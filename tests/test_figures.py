@@ -1,6 +1,9 @@
 """Every figure the API sends is valid plotly: built fast without validation on the request
 path (app.figures.common.figure), so it is validated here, once, by plotly.py itself."""
 
+import copy
+import pickle
+
 import plotly.graph_objects as go
 import pytest
 
@@ -48,3 +51,12 @@ def test_a_figure_changed_with_plotly_py_is_sent_as_changed():
     assert figure_json(fig)["layout"]["title"]["text"].startswith("Gradient norm")
     fig.update_layout(title_text="my own title")
     assert figure_json(fig)["layout"]["title"]["text"] == "my own title"
+
+
+def test_a_figure_survives_copy_and_pickle_and_looks_as_in_the_browser():
+    fig = view_builder("explore")(SimulationConfig(seq_len=20)).figures["grad_norms"]
+    for twin in (copy.deepcopy(fig), pickle.loads(pickle.dumps(fig))):
+        assert figure_json(twin) == figure_json(fig)
+    # plotly.py's default template draws a white grid, invisible on our white plot background:
+    # the notebook figure uses no template, as the browser does.
+    assert fig.layout.template.layout.to_plotly_json() == {}

@@ -55,12 +55,22 @@ class Figure:
     @property
     def plotly(self) -> go.Figure:
         if self._plotly is None:
-            self._plotly = go.Figure(self._spec)
+            # Template "none": the look the browser gives it (Plotly.js with no template), not
+            # plotly.py's default, whose white grid vanishes on our white plot background.
+            self._plotly = go.Figure(self._spec, layout_template="none")
         return self._plotly
 
     def __getattr__(self, name: str):
         # Only called for names this class lacks: show, to_html, layout, update_layout, ...
+        if name in Figure.__slots__:  # unset, as during copy or unpickling: nothing to ask
+            raise AttributeError(name)
         return getattr(self.plotly, name)
+
+    def __getstate__(self) -> dict:
+        return {"data": self._spec["data"], "layout": self._spec["layout"]}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["data"], state["layout"])
 
     def __repr__(self) -> str:
         title = self._spec["layout"].get("title", {}).get("text")
