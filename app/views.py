@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import plotly.graph_objects as go
 
 from app.figures import explore as explore_figures
+from app.figures.common import Figure
+from app.progress import report
 from app.schemas import WORK_BUDGET, SimulationConfig
 from app.simulation import Simulation, simulate
 from engine.params import GATES
@@ -25,7 +26,7 @@ class ViewResult:
     primary: Simulation  # the run whose backward sweep is streamed
     summary: dict
     checks: list[dict]
-    figures: dict[str, go.Figure]
+    figures: dict[str, Figure]
     series: dict = field(default_factory=dict)
 
 
@@ -115,12 +116,17 @@ def paper_checks(sim: Simulation) -> list[dict]:
 
 
 def explore_view(config: SimulationConfig) -> ViewResult:
+    report("forward and backward pass", 0.0)
     sim = simulate(config)
+    report("products of Jacobians and per-step contributions", 0.45)
     jac = sim.jacobian
+    sim.contribution_norms  # noqa: B018 (computed here, so the progress report is true)
+    checks = paper_checks(sim)
+    report("figures", 0.8)
     return ViewResult(
         primary=sim,
         summary=summarize(sim),
-        checks=paper_checks(sim),
+        checks=checks,
         figures=explore_figures.build(sim),
         series={
             "grad_norms": sim.grad_norms,

@@ -3,6 +3,8 @@
 
 import pytest
 
+from app import progress
+from app.routers import api
 from app.schemas import WORK_BUDGET
 from tests.strict_json import sse_events, strict_loads
 
@@ -42,6 +44,37 @@ def test_stream_sends_meta_then_backward_in_time_order_then_result(client):
     backward_norms = {t: n for name, data in events if name == "backward"
                       for t, n in zip(data["steps"], data["norms"], strict=True)}
     assert backward_norms[0] == pytest.approx([row[0] for row in result["series"]["grad_norms"]])
+
+
+@pytest.mark.parametrize("view,stages", [
+    ("compare", {"rnn: forward and backward pass", "lstm: forward and backward pass",
+                 "gru: forward and backward pass", "figures", "writing the result"}),
+    ("explore", {"forward and backward pass", "products of Jacobians and per-step "
+                 "contributions", "figures", "writing the result"}),
+])
+def test_a_long_run_reports_its_stages_while_it_computes(client, monkeypatch, view, stages):
+    monkeypatch.setattr(api, "PROGRESS_EVERY", 0.001)  # every stage that lasts a moment
+    response = client.get("/api/simulate/stream", params={
+        "view": view, "seq_len": 1000, "hidden_size": 100, "num_layers": 2})
+    events = sse_events(response.text)
+    reports = [data for name, data in events if name == "progress"]
+    assert reports[0]["stage"] == "starting"
+    seen = [r["stage"] for r in reports[1:]]
+    assert len(set(seen)) >= 2, f"a run of about a second reports more than its start: {seen}"
+    assert set(seen) <= stages
+    fractions = [r["fraction"] for r in reports]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] < 1
+    names = [name for name, _ in events]
+    assert names.index("backward") > max(i for i, n in enumerate(names) if n == "progress")
+
+
+def test_progress_reports_reach_only_the_reporter_of_their_block():
+    heard = []
+    progress.report("nobody listens", 0.1)  # outside a block: nothing happens
+    with progress.reporting(lambda stage, fraction: heard.append((stage, fraction))):
+        progress.report("inside", 0.5)
+    progress.report("after", 0.9)
+    assert heard == [("inside", 0.5)]
 
 
 def test_same_seed_same_numbers_different_seed_different(client):

@@ -20,6 +20,7 @@ from app.figures.common import (
     log10_or_nan,
     positive_or_none,
 )
+from app.progress import report
 from app.schemas import SimulationConfig
 from app.simulation import Simulation, simulate
 from app.views import ViewResult, check, paper_checks, summarize
@@ -286,8 +287,11 @@ def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
 
 def view(config: SimulationConfig) -> ViewResult:
     k = config.truncation or DEFAULT_TRUNCATION
+    report("full BPTT: forward and backward pass", 0.0)
     full = simulate(config.model_copy(update={"truncation": 0}))
+    report(f"truncated BPTT (k = {k}): forward and backward pass", 0.25)
     trunc = simulate(config.model_copy(update={"truncation": k}))
+    report("how far back each loss reaches", 0.5)
     T = full.trace.seq_len
     layer = full.trace.num_layers - 1
     per_loss_step = T * full.trace.num_layers * GATES[config.cell] * config.hidden_size**2
@@ -318,6 +322,7 @@ def view(config: SimulationConfig) -> ViewResult:
     }
     checks = [growth_premise(c, config) for c in paper_checks(full)]
     checks.append(reach_check(trunc_reach, T, k, trunc.overflow_step))
+    report("figures", 0.85)
     figures = {
         "unrolled": unrolled_figure(full, k),
         "reach": reach_figure(full_reach, trunc_reach, T, k, layer),

@@ -19,6 +19,7 @@ from app.figures.common import (
     figure,
     positive_or_none,
 )
+from app.progress import report
 from app.schemas import SimulationConfig
 from app.simulation import MAX_HEATMAP_STEPS, MAX_HEATMAP_UNITS, Simulation, simulate
 from app.views import ViewResult, check, paper_checks, summarize
@@ -377,7 +378,9 @@ def _exp10_text(log_value: float) -> str:
 def view(config: SimulationConfig) -> ViewResult:
     """The /cells page: gates, the carried state, and the gradient along the carry."""
     config, substituted = gated_config(config)
+    report("forward and backward pass", 0.0)
     sim = simulate(config)
+    report("gates, carry path and checks", 0.4)
     diag = CellDiagnostics(sim)
     layer = diag.layer
     gate = diag.carry_name
@@ -400,10 +403,12 @@ def view(config: SimulationConfig) -> ViewResult:
         "carry_path_first": float(diag.carry_path[layer, 0]),
         "carry_path_last": float(diag.carry_path[layer, -1]),
     })
+    checks = cell_checks(diag) + paper_checks(sim)
+    report("figures", 0.8)
     return ViewResult(
         primary=sim,
         summary=summary,
-        checks=cell_checks(diag) + paper_checks(sim),
+        checks=checks,
         figures=build(sim, diag),
         series={
             "grad_hidden": diag.grad_hidden,

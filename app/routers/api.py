@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app import jsonsafe
+from app import jsonsafe, progress
 from app.figures.common import figure_json
 from app.schemas import WORK_BUDGET, SimulationConfig
 from app.views import ViewResult, budget_error, view_builder, view_work
@@ -19,6 +21,7 @@ from app.views import ViewResult, budget_error, view_builder, view_work
 router = APIRouter(prefix="/api", tags=["api"])
 
 ViewName = Literal["explore", "bptt", "cells", "compare"]
+PROGRESS_EVERY = 0.25  # seconds between progress events while a long run computes
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
 # people running the largest networks cannot starve a class moving sliders on the defaults.
@@ -57,8 +60,14 @@ def _build(config: SimulationConfig, view: str) -> ViewResult:
     builder = view_builder(view)
     if view_work(config, view) <= HEAVY_WORK:
         return builder(config)
-    with _heavy_lane:  # heavy requests take turns; light ones never wait behind them
+    # Heavy requests take turns; light ones never wait behind them.
+    if not _heavy_lane.acquire(blocking=False):
+        progress.report("waiting for another large network to finish", 0.0)
+        _heavy_lane.acquire()
+    try:
         return builder(config)
+    finally:
+        _heavy_lane.release()
 
 
 @router.post("/simulate")
@@ -75,7 +84,8 @@ def simulate_once(config: SimulationConfig,
 async def simulate_stream(config: Annotated[SimulationConfig, Query()],
                           view: Annotated[ViewName, Query()] = "explore",
                           ) -> AsyncIterator[ServerSentEvent]:
-    """Events: ``meta``; ``progress``; ``backward`` chunks of ||d loss / d h_t|| per layer in the
+    """Events: ``meta``; ``progress`` (the stage under way, every 0.25 s while a long run
+    computes); ``backward`` chunks of ||d loss / d h_t|| per layer in the
     order the backward sweep visits them (t = T-1 down to 0); ``result`` last.
 
     The NumPy work runs in a worker thread (``anyio.to_thread``), once; the cheap events are
@@ -84,8 +94,25 @@ async def simulate_stream(config: Annotated[SimulationConfig, Query()],
     """
     yield _event("meta", {"config": config.model_dump(), "view": view,
                           "seq_len": config.seq_len, "num_layers": config.num_layers})
-    yield _event("progress", {"stage": "forward and backward pass", "fraction": 0.0})
-    result, document = await anyio.to_thread.run_sync(_build_document, config, view)
+    yield _event("progress", {"stage": "starting", "fraction": 0.0})
+    reports: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(
+        _build_document, config, view, lambda stage, fraction: reports.put((stage, fraction))))
+    try:
+        while True:
+            # A quick run ends the wait at once; a long one sends its latest stage every so often.
+            done, _ = await asyncio.wait({work}, timeout=PROGRESS_EVERY)
+            latest = None
+            while not reports.empty():
+                latest = reports.get_nowait()
+            if latest is not None and not done:
+                stage, fraction = latest
+                yield _event("progress", {"stage": stage, "fraction": round(fraction, 3)})
+            if done:
+                break
+        result, document = work.result()
+    finally:
+        work.cancel()  # the client went away: nobody waits for the thread's result
     norms = result.primary.grad_norms  # (L, T)
     seq_len = norms.shape[1]
     size = max(1, -(-seq_len // STREAM_CHUNKS))
@@ -96,10 +123,14 @@ async def simulate_stream(config: Annotated[SimulationConfig, Query()],
     yield ServerSentEvent(event="result", raw_data=document)
 
 
-def _build_document(config: SimulationConfig, view: str) -> tuple[ViewResult, str]:
-    """The view and its strict-JSON text, both made in the worker thread."""
-    result = _build(config, view)
-    return result, jsonsafe.dumps(result_document(config, view, result))
+def _build_document(config: SimulationConfig, view: str,
+                    reporter: progress.Reporter) -> tuple[ViewResult, str]:
+    """The view and its strict-JSON text, both made in the worker thread, which tells
+    ``reporter`` how far it got."""
+    with progress.reporting(reporter):
+        result = _build(config, view)
+        progress.report("writing the result", 0.95)
+        return result, jsonsafe.dumps(result_document(config, view, result))
 
 
 def _event(name: str, data) -> ServerSentEvent:

@@ -7,8 +7,8 @@ import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
-  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
-  streamSimulation, wireViewDownload } from "./ui.js";
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // A loss at every step, so the band of the reach matrix shows, and truncation k = 10 rather
 // than "off" (SimulationConfig's defaults are "last" and 0).
@@ -190,7 +190,7 @@ function simulate() {
   sweep = mine;
   streamSimulation(TABLE, state, "bptt", {
     meta(data) { mine.start(data.seq_len, data.num_layers); },
-    progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
+    progress(data) { showProgress(page, data); },
     backward(data) { mine.push(data); },
     result(data) { mine.finish(() => showResult(data)); },
     error(message) { mine.cancel(); showError(page, message); },

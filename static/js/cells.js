@@ -8,7 +8,7 @@ import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationT
   writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
   onPresentToggle, pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+  showProgress, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // This page is about gated cells, so it opens on the LSTM.
 export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS), { cell: "lstm" });
@@ -74,7 +74,7 @@ function simulate() {
   run += 1;
   startRun(page, run, "computing…");
   streamSimulation(TABLE, state, "cells", {
-    progress(data) { progress.value = Math.max(progress.value, data.fraction); },
+    progress(data) { showProgress(page, data, 0.3); },
     backward(data) {
       const reached = Math.min(...data.steps);
       progress.value = Math.max(progress.value, 0.3 + 0.6 * (1 - reached / data.seq_len));

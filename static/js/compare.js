@@ -5,8 +5,8 @@ import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
-  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
-  streamSimulation, wireViewDownload } from "./ui.js";
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(["nonlinearity", "seq_len", "hidden_size", "weight_scale",
   "init", "forget_bias", "loss_at", "seed"]);
@@ -32,7 +32,7 @@ function simulate() {
   run += 1;
   startRun(page, run, "Running rnn, lstm and gru…");
   streamSimulation(TABLE, state, "compare", {
-    progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
+    progress(data) { showProgress(page, data); },
     backward(data) {
       const earliest = Math.min(...data.steps);
       progress.value = 0.5 + 0.45 * (1 - earliest / Math.max(1, data.seq_len));

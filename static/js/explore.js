@@ -6,8 +6,8 @@ import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plot
 import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
   writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
-  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, startRun,
-  streamSimulation, wireViewDownload } from "./ui.js";
+  pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
+  startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS));
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
@@ -79,7 +79,7 @@ function simulate() {
   currentSweep = sweep;
   streamSimulation(TABLE, state, "explore", {
     meta(data) { sweep.layers = data.num_layers; },
-    progress(data) { progress.value = Math.max(progress.value, data.fraction * 0.5); },
+    progress(data) { showProgress(page, data); },
     backward(data) {
       sweep.seen += data.steps.length;
       progress.value = 0.5 + 0.4 * (sweep.seen / data.seq_len);

@@ -29,6 +29,13 @@ export function startRun({ statusLine, progress }, run, text) {
   progress.value = 0;
 }
 
+// A `progress` event of the stream: the stage under way in the status line, and the bar moved
+// to `fraction` of `share` (the part of the bar the computation takes before the sweep).
+export function showProgress({ statusLine, progress }, data, share = 0.5) {
+  progress.value = Math.max(progress.value, data.fraction * share);
+  if (data.stage !== "starting") setStatus(statusLine, `computing: ${data.stage}…`, "computing");
+}
+
 // Streams the simulation of `state` for page `view` from /api/simulate/stream (latest wins).
 export function streamSimulation(table, state, view, handlers) {
   const query = toQuery(table, state);
