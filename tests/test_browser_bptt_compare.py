@@ -94,3 +94,21 @@ def test_compare_page_draws_three_cells(page):
     assert {"rnn", "lstm", "gru"} <= set(names)
     assert page.locator("#checks li[data-check='lstm_keeps_more']").count() == 1
     screenshot(page, "compare")
+
+
+def test_a_long_comparison_says_which_cell_it_is_running(page):
+    # About a second of NumPy: the stream names each cell's pass while it computes.
+    page.add_init_script("""
+      window.__stages = [];
+      new MutationObserver(() => {
+        const text = document.getElementById('status')?.textContent ?? '';
+        if (text.startsWith('computing: ')) window.__stages.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    """)
+    page.goto(page.base_url + "/compare?seq_len=1000&hidden_size=100&num_layers=2")
+    wait_rendered(page)
+    stages = page.evaluate("() => window.__stages")
+    assert stages, "no stage was shown while the comparison computed"
+    assert all(s.startswith(("computing: rnn", "computing: lstm", "computing: gru",
+                             "computing: figures", "computing: writing")) for s in stages), stages
+    assert page.locator("#status").inner_text().startswith("Done")
