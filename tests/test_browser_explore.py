@@ -62,11 +62,47 @@ def test_every_control_is_labelled_and_reachable(page):
     names = page.eval_on_selector_all("[data-param]", "els => els.map(e => e.dataset.param)")
     from app.schemas import SimulationConfig
 
-    assert sorted(names) == sorted(SimulationConfig.model_fields)
+    # every simulation field, and the layer the hidden-state heatmap shows
+    assert sorted(names) == sorted([*SimulationConfig.model_fields, "hidden_layer"])
     for name in names:
         control = page.locator(f"[data-param='{name}']")
         control_id = control.get_attribute("id")
         assert page.locator(f"label[for='{control_id}']").count() == 1, name
+
+
+def hidden_heatmap_shown(page) -> dict:
+    return page.evaluate("""() => {
+      const plot = document.getElementById('fig-hidden_heatmap');
+      const shown = plot._fullData.find((t) => t.visible === true);
+      return { visible: plot._fullData.map((t) => t.visible === true),
+               title: plot._fullLayout.title.text, z: shown.z };
+    }""")
+
+
+def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_menu(page):
+    page.goto(page.base_url + "/explore?num_layers=3&hidden_layer=2&seq_len=20")
+    wait_until_drawn(page)
+    select = page.get_by_label("Layer shown")
+    assert select.locator("option").all_inner_texts() == ["layer 0", "layer 1", "layer 2"]
+    assert select.input_value() == "2"
+    shown = hidden_heatmap_shown(page)
+    assert shown["visible"] == [False, False, True] and "layer 2" in shown["title"]
+
+    run = page.locator("#status").get_attribute("data-run")
+    select.select_option("0")
+    page.wait_for_function("() => document.getElementById('fig-hidden_heatmap')"
+                           "._fullData[0].visible === true")
+    shown_first = hidden_heatmap_shown(page)
+    assert shown_first["visible"] == [True, False, False] and "layer 0" in shown_first["title"]
+    assert shown_first["z"] != shown["z"], "another layer, other numbers"
+    assert "hidden_layer" not in page.url  # back to the default
+    assert page.locator("#status").get_attribute("data-run") == run, "no new simulation"
+
+    # a network with fewer layers than asked shows its last one
+    page.goto(page.base_url + "/explore?num_layers=2&hidden_layer=3")
+    wait_until_drawn(page)
+    assert hidden_heatmap_shown(page)["visible"] == [False, True]
+    assert page.get_by_label("Layer shown").input_value() == "1"
 
 
 def test_preset_url_restores_its_state_into_the_controls(page):

@@ -4,6 +4,7 @@ path (app.figures.common.figure), so it is validated here, once, by plotly.py it
 import copy
 import pickle
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -62,3 +63,17 @@ def test_a_figure_survives_copy_and_pickle_and_looks_as_in_the_browser():
     # plotly.py's default template draws a white grid, invisible on our white plot background:
     # the notebook figure uses no template, as the browser does.
     assert fig.layout.template.layout.to_plotly_json() == {}
+
+
+def test_the_hidden_state_heatmap_holds_every_layer_and_keeps_huge_values_finite():
+    config = SimulationConfig(weight_scale=10, seq_len=500, nonlinearity="relu", num_layers=2)
+    result = view_builder("explore")(config)
+    spec, nonfinite = jsonsafe.to_strict(figure_json(result.figures["hidden_heatmap"]))
+    assert [trace["visible"] for trace in spec["data"]] == [True, False]
+    assert spec["layout"]["meta"]["titles"][1].startswith("Hidden state hₜ of layer 1")
+    _, _, values = result.primary.hidden_heatmap()
+    for layer, trace in enumerate(spec["data"]):
+        nulls = sum(v is None for row in trace["z"] for v in row)
+        # rounding for the display must not push 1e305 over the edge into a null
+        assert nulls == int((~np.isfinite(values[layer])).sum())
+        assert nonfinite.get(f"data[{layer}].z", 0) == nulls

@@ -55,20 +55,31 @@ def layer_time_heatmap(sim: Simulation) -> Figure:
 
 
 def hidden_heatmap(sim: Simulation, layer: int = 0) -> Figure:
-    """Units x time heatmap of the hidden state h_t of one layer (sequence 0)."""
+    """Units x time heatmaps of the hidden state h_t (sequence 0), one trace per layer; only
+    ``layer``'s is visible, and the page switches between them without asking the server again.
+    ``layout.meta.titles[k]`` is the title to show with layer k. Values are rounded to 5
+    decimals: a colour cannot show more, and it halves the JSON of a deep, long network."""
     steps, units, values = sim.hidden_heatmap()
     layer = min(layer, len(values) - 1)
-    subsampled = len(units) < sim.trace.hidden.shape[-1] or len(steps) < sim.trace.seq_len
-    title = f"Hidden state hₜ of layer {layer}"
-    if subsampled:
-        title += f" ({len(units)} of {sim.trace.hidden.shape[-1]} units, every "
-        title += f"{steps[1] - steps[0] if len(steps) > 1 else 1}th step)"
+    hidden_size = sim.trace.hidden.shape[-1]
+    note = ""
+    if len(units) < hidden_size or len(steps) < sim.trace.seq_len:
+        note = (f" ({len(units)} of {hidden_size} units, every "
+                f"{steps[1] - steps[0] if len(steps) > 1 else 1}th step)")
+    titles = [f"Hidden state hₜ of layer {k}{note}" for k in range(len(values))]
     symmetric = sim.config.cell != "rnn" or sim.config.nonlinearity == "tanh"
-    data = [dict(type="heatmap", 
-        z=values[layer], x=steps, y=units, colorscale=DIVERGING if symmetric else SEQUENTIAL,
+    rounded = values.copy()
+    # Round only where rounding cannot overflow: x * 1e5 would turn 1e305 into inf.
+    modest = np.abs(values) < 1e300  # False for nan and inf, which stay as they are
+    rounded[modest] = np.round(values[modest], 5)
+    data = [dict(type="heatmap", name=f"layer {k}", visible=k == layer,
+        z=rounded[k], x=steps, y=units, colorscale=DIVERGING if symmetric else SEQUENTIAL,
         zmid=0 if symmetric else None, colorbar=dict(title=dict(text="h"), thickness=12),
-        hovertemplate="t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra></extra>")]
-    return figure(data, base_layout(title, "time step t", "unit", height=320))
+        hovertemplate="t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra>" f"layer {k}</extra>")
+        for k in range(len(values))]
+    layout = base_layout(titles[layer], "time step t", "unit", height=320)
+    layout["meta"] = {"titles": titles, "layer": layer}
+    return figure(data, layout)
 
 
 def eigenvalue_figure(sim: Simulation) -> Figure:

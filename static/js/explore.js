@@ -2,14 +2,17 @@
 // the backward sweep is drawn as it arrives, then the server's figures replace it.
 
 import { throttle } from "./api.js";
-import { PLOT_CONFIG, applyFigures, download, extend, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigure, applyFigures, download, extend, figureToCsv } from "./plots.js";
 import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
   writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
-export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS));
+// The simulation's fields, plus the layer the hidden-state heatmap shows: a view setting, kept
+// in the URL but never sent (the server sends every layer, the page shows one).
+export const TABLE = { ...simulationTable(Object.keys(SIMULATION_FIELDS)),
+  hidden_layer: { type: "int", default: 0, api: false } };
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
 const FIGURES = ["grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions"];
 
@@ -18,6 +21,7 @@ const page = pageElements();
 const { controls, statusLine, progress } = page;
 const checksList = $("checks");
 const presetSelect = $("preset-select");
+const layerSelect = $("ctl-hidden_layer");
 
 let state = readState(TABLE);
 let lastResult = null;
@@ -38,7 +42,7 @@ function matchPreset() {
   for (const option of presetSelect.options) {
     if (!option.dataset.query) continue;
     const wanted = { ...defaults(), ...JSON.parse(option.dataset.query) };
-    if (Object.keys(TABLE).every((name) => wanted[name] === state[name])) {
+    if (Object.keys(SIMULATION_FIELDS).every((name) => wanted[name] === state[name])) {
       presetSelect.value = option.value;
     }
   }
@@ -57,6 +61,35 @@ onControlInput(controls, TABLE, (name, value) => {
   matchPreset();
   scheduleRun();
 });
+
+// The hidden-state layer: the figure already holds every layer, so no new run.
+layerSelect.addEventListener("change", () => {
+  state.hidden_layer = Number(layerSelect.value);
+  writeState(TABLE, state);
+  if (lastResult) applyFigure($("fig-hidden_heatmap"), shownFigures(lastResult).hidden_heatmap);
+});
+
+// The result's figures as this page shows them: the hidden-state heatmap of the chosen layer
+// (the last one if the network has fewer layers than the URL asked for).
+function shownFigures(result) {
+  const hidden = result.figures.hidden_heatmap;
+  if (!hidden) return result.figures;
+  const layer = Math.min(state.hidden_layer, hidden.data.length - 1);
+  const title = hidden.layout.meta?.titles?.[layer];
+  return { ...result.figures, hidden_heatmap: {
+    data: hidden.data.map((trace, k) => ({ ...trace, visible: k === layer })),
+    layout: title ? { ...hidden.layout, title: { ...hidden.layout.title, text: title } }
+      : hidden.layout,
+  } };
+}
+
+function fillLayerOptions(layers) {
+  if (layerSelect.options.length !== layers) {
+    layerSelect.replaceChildren(...Array.from({ length: layers }, (_, k) =>
+      new Option(`layer ${k}`, String(k))));
+  }
+  layerSelect.value = String(Math.min(state.hidden_layer, layers - 1));
+}
 
 presetSelect?.addEventListener("change", () => {
   const option = presetSelect.selectedOptions[0];
@@ -138,7 +171,8 @@ function drawSweep(sweep) {
 function showResult(result) {
   lastResult = result;
   resultArrived(page);
-  const rendered = applyFigures(result.figures);
+  fillLayerOptions(result.config.num_layers);
+  const rendered = applyFigures(shownFigures(result));
   showSummary(result.summary);
   showChecks(checksList, result.checks);
   enableButtons(".figure-downloads button, #download-view");
@@ -172,12 +206,13 @@ addDownloadButtons((name, format) => {
   else download(`${name}.json`, JSON.stringify(figure.data), "application/json");
 });
 
-wireViewDownload($("download-view"), () => lastResult, "gradient-flow-view.html");
+wireViewDownload($("download-view"), () => lastResult && { ...lastResult,
+  figures: shownFigures(lastResult) }, "gradient-flow-view.html");
 
 // ---- projector mode -----------------------------------------------------------------------
 
 // plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
-onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
+onPresentToggle(() => { if (lastResult) applyFigures(shownFigures(lastResult)); });
 
 // ---- start --------------------------------------------------------------------------------
 
