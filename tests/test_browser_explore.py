@@ -213,3 +213,28 @@ def test_every_plot_offers_png_and_svg_downloads(page):
     with page.expect_download() as download:
         svg_button.click()
     assert download.value.suggested_filename.endswith(".svg")
+
+
+def test_a_slow_older_run_never_overwrites_a_newer_one(page):
+    page.goto(page.base_url + "/explore?cell=lstm&hidden_size=200&seq_len=20")
+    wait_until_drawn(page)
+    # A long sequence (most of a second here), then at once a short one: the long run's result
+    # comes back last, and must never be shown.
+    page.evaluate("""() => {
+      const slider = document.getElementById('ctl-seq_len');
+      const move = (value) => { slider.value = value;
+                                slider.dispatchEvent(new Event('input', { bubbles: true })); };
+      move('1000');
+      setTimeout(() => move('21'), 80);
+    }""")
+    page.wait_for_function("() => location.search.includes('seq_len=21')")
+    wait_until_drawn(page)
+    page.wait_for_timeout(3000)  # ample time for the long run to have come back, had it been kept
+    lengths = page.evaluate("""() => ({
+      grad_norms: document.getElementById('fig-grad_norms').data[0].x.length,
+      layer_heatmap: document.getElementById('fig-layer_heatmap').data[0].z[0].length,
+      hidden_heatmap: document.getElementById('fig-hidden_heatmap').data[0].z[0].length,
+      contributions: document.getElementById('fig-contributions').data[0].x.length,
+    })""")
+    assert lengths == dict.fromkeys(lengths, 21), lengths
+    assert page.locator("#ctl-seq_len").input_value() == "21"
