@@ -238,3 +238,31 @@ def test_a_slow_older_run_never_overwrites_a_newer_one(page):
     })""")
     assert lengths == dict.fromkeys(lengths, 21), lengths
     assert page.locator("#ctl-seq_len").input_value() == "21"
+
+
+def x_range(page) -> list:
+    return page.evaluate("() => document.getElementById('fig-grad_norms')._fullLayout.xaxis.range")
+
+
+def test_a_zoom_survives_the_next_update(page):
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    before = x_range(page)
+    # Drag a zoom box across the middle of the gradient-norm plot, as a person would.
+    box = page.locator("#fig-grad_norms .nsewdrag").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.3 * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.5 * box["width"], y + 10, steps=5)
+    page.mouse.move(box["x"] + 0.6 * box["width"], y + 20, steps=5)
+    page.mouse.up()
+    zoomed = x_range(page)
+    assert zoomed != before and zoomed[1] - zoomed[0] < 0.5 * (before[1] - before[0])
+
+    run = page.locator("#status").get_attribute("data-run")
+    slider = page.locator("#ctl-weight_scale")
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => document.getElementById('status').dataset.run !== '{run}'")
+    wait_until_drawn(page)
+    assert x_range(page) == zoomed, "the new figure kept the reader's zoom"
