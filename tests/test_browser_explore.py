@@ -259,6 +259,8 @@ def test_a_zoom_survives_the_next_update(page):
     zoomed = x_range(page)
     assert zoomed != before and zoomed[1] - zoomed[0] < 0.5 * (before[1] - before[0])
 
+    # Plotly.react updates the plot in place; newPlot would throw its SVG away and draw anew.
+    page.evaluate("() => { document.querySelector('#fig-grad_norms .main-svg').gflKept = 1; }")
     run = page.locator("#status").get_attribute("data-run")
     slider = page.locator("#ctl-weight_scale")
     slider.focus()
@@ -266,3 +268,5 @@ def test_a_zoom_survives_the_next_update(page):
     page.wait_for_function(f"() => document.getElementById('status').dataset.run !== '{run}'")
     wait_until_drawn(page)
     assert x_range(page) == zoomed, "the new figure kept the reader's zoom"
+    assert page.evaluate("() => document.querySelector('#fig-grad_norms .main-svg').gflKept"), \
+        "the plot was updated in place (Plotly.react), not drawn anew"
