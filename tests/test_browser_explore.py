@@ -270,3 +270,32 @@ def test_a_zoom_survives_the_next_update(page):
     assert x_range(page) == zoomed, "the new figure kept the reader's zoom"
     assert page.evaluate("() => document.querySelector('#fig-grad_norms .main-svg').gflKept"), \
         "the plot was updated in place (Plotly.react), not drawn anew"
+
+
+def test_a_drag_sends_a_few_requests_not_one_per_step(page):
+    page.add_init_script("""
+      window.__opened = [];
+      const Original = window.EventSource;
+      window.EventSource = class extends Original {
+        constructor(url, ...rest) { super(url, ...rest); window.__opened.push(String(url)); }
+      };
+    """)
+    page.goto(page.base_url + "/explore")
+    wait_until_drawn(page)
+    # Twenty slider steps 10 ms apart, as a quick drag makes them.
+    page.evaluate("""() => new Promise((resolve) => {
+      window.__opened.length = 0;
+      const slider = document.getElementById('ctl-weight_scale');
+      let step = 0;
+      const timer = setInterval(() => {
+        step += 1;
+        slider.value = String(1 + step / 20);
+        slider.dispatchEvent(new Event('input', { bubbles: true }));
+        if (step === 20) { clearInterval(timer); resolve(); }
+      }, 10);
+    })""")
+    wait_until_drawn(page)
+    opened = page.evaluate("() => window.__opened")
+    assert 2 <= len(opened) <= 8, f"{len(opened)} requests for 20 steps"
+    assert "weight_scale=2" in opened[-1], "the last request carries the last value"
+    assert "weight_scale=2" in page.url
