@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.schemas import SimulationConfig, TrainingConfig
 
@@ -58,3 +60,31 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
             seen.add(key)
             details.append(describe(error, model))
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": details}))
+
+
+class QuietDisconnectMiddleware:
+    """Swallows the error FastAPI's Server-Sent Events raise when a client leaves mid-stream.
+
+    Every slider move closes the page's previous stream, and FastAPI (0.165) then finds its
+    event queue closed and raises BrokenResourceError out of a task group, which uvicorn logs
+    as "Exception in ASGI application" with a full traceback (fastapi discussion #15725). The
+    client is gone and the response was already under way: there is nothing to answer, so this
+    says nothing. Any other error, or one mixed with it, goes on as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if not started:
+                raise

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from app.errors import validation_error_handler
+from app.errors import QuietDisconnectMiddleware, validation_error_handler
 from app.resources import static_dir
 from app.routers import activations, api, health, pages, train, vendor
 from app.security import MAX_BODY_BYTES, SecurityMiddleware
@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(title="Gradient Flow Lab", version="0.1.0", redoc_url=None,
                          max_body_size=MAX_BODY_BYTES, static_url="/vendor/docs")
     app.add_middleware(SecurityMiddleware)
+    app.add_middleware(QuietDisconnectMiddleware)  # outermost: sees what the others raise
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)

@@ -95,11 +95,13 @@ async def run_groups(url, groups, duration):
     return results
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(workers: int, stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """A `gradient-flow-lab` server process on a free loopback port, warmed up; its log goes
+    to ``stderr``."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

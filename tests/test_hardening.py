@@ -1,5 +1,6 @@
 """Headers, request limits, the training slot limit, and what happens when a client leaves."""
 
+import concurrent.futures
 import threading
 import time
 
@@ -104,3 +105,55 @@ def test_healthz_answers_quickly_while_two_trainings_run(live_server):
         stop.set()
         for worker in workers:
             worker.join(timeout=10)
+
+
+def test_streams_left_mid_way_leave_no_traceback_in_the_server_log(tmp_path):
+    """Every slider move closes the page's previous stream: the server must take it quietly."""
+    from tests.load_test import start_server
+
+    log = tmp_path / "server.log"
+    with log.open("w") as sink:
+        process, url = start_server(1, stderr=sink)
+        try:
+            with httpx.Client(timeout=30) as http:
+                for _ in range(3):
+                    with http.stream("GET", f"{url}/api/simulate/stream", params={
+                            "view": "compare", "seq_len": 1000, "hidden_size": 100}) as r:
+                        for line in r.iter_lines():
+                            if line.startswith("event: backward"):
+                                break  # leave in the middle of the sweep
+                time.sleep(2)  # the abandoned runs finish and find nobody listening
+                after = http.get(f"{url}/api/simulate/stream", params={"seq_len": 30})
+                assert after.status_code == 200 and "event: result" in after.text
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    text = log.read_text()
+    assert "Traceback" not in text and "Exception in ASGI" not in text, text[-2000:]
+
+
+def test_a_real_error_after_the_response_started_still_surfaces():
+    import anyio
+
+    from app.errors import QuietDisconnectMiddleware
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug, not a client leaving")
+
+    async def left(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise anyio.BrokenResourceError
+
+    async def call(inner):
+        async def send(message):
+            pass
+        await QuietDisconnectMiddleware(inner)({"type": "http"}, None, send)
+
+    def run(inner):  # in a thread of its own: the browser tests keep a loop in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(anyio.run, call, inner).result()
+
+    run(left)  # quiet
+    with pytest.raises(RuntimeError, match="a bug"):
+        run(app)
