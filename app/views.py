@@ -15,7 +15,7 @@ import numpy as np
 
 from app.figures import explore as explore_figures
 from app.figures.common import Figure
-from app.progress import report
+from app.progress import report, sweep_ready
 from app.schemas import WORK_BUDGET, SimulationConfig
 from app.simulation import Simulation, simulate
 from engine.params import GATES
@@ -118,6 +118,7 @@ def paper_checks(sim: Simulation) -> list[dict]:
 def explore_view(config: SimulationConfig) -> ViewResult:
     report("forward and backward pass", 0.0)
     sim = simulate(config)
+    sweep_ready(sim.grad_norms)
     report("products of Jacobians and per-step contributions", 0.45)
     jac = sim.jacobian
     sim.contribution_norms  # noqa: B018 (computed here, so the progress report is true)

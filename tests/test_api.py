@@ -64,17 +64,31 @@ def test_a_long_run_reports_its_stages_while_it_computes(client, monkeypatch, vi
     assert set(seen) <= stages
     fractions = [r["fraction"] for r in reports]
     assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] < 1
-    names = [name for name, _ in events]
-    assert names.index("backward") > max(i for i, n in enumerate(names) if n == "progress")
 
 
-def test_progress_reports_reach_only_the_reporter_of_their_block():
+def test_progress_reports_reach_only_the_listener_of_their_block():
     heard = []
     progress.report("nobody listens", 0.1)  # outside a block: nothing happens
-    with progress.reporting(lambda stage, fraction: heard.append((stage, fraction))):
+    progress.sweep_ready([[1.0]])
+    with progress.reporting(lambda kind, value: heard.append((kind, value))):
         progress.report("inside", 0.5)
+        progress.sweep_ready([[2.0]])
     progress.report("after", 0.9)
-    assert heard == [("inside", 0.5)]
+    assert heard == [("stage", ("inside", 0.5)), ("sweep", [[2.0]])]
+
+
+@pytest.mark.parametrize("view", ["explore", "bptt", "cells", "compare"])
+def test_the_sweep_is_streamed_while_the_figures_are_still_computing(client, monkeypatch, view):
+    monkeypatch.setattr(api, "PROGRESS_EVERY", 0.0)  # show every stage at once
+    response = client.get("/api/simulate/stream", params={
+        "view": view, "seq_len": 1000, "hidden_size": 64, "num_layers": 2})
+    events = sse_events(response.text)
+    names = [name for name, _ in events]
+    later = [data["stage"] for name, data in events[names.index("backward"):]
+             if name == "progress"]
+    assert later, "the sweep came only after every stage, with the result"
+    steps = [t for name, data in events if name == "backward" for t in data["steps"]]
+    assert steps == list(range(999, -1, -1)), "sent once, in time order"
 
 
 def test_same_seed_same_numbers_different_seed_different(client):

@@ -20,7 +20,7 @@ from app.figures.common import (
     log10_or_nan,
     positive_or_none,
 )
-from app.progress import report
+from app.progress import report, sweep_ready
 from app.schemas import SimulationConfig
 from app.simulation import Simulation, simulate
 from app.views import ViewResult, check, paper_checks, summarize
@@ -289,6 +289,7 @@ def view(config: SimulationConfig) -> ViewResult:
     k = config.truncation or DEFAULT_TRUNCATION
     report("full BPTT: forward and backward pass", 0.0)
     full = simulate(config.model_copy(update={"truncation": 0}))
+    sweep_ready(full.grad_norms)
     report(f"truncated BPTT (k = {k}): forward and backward pass", 0.25)
     trunc = simulate(config.model_copy(update={"truncation": k}))
     report("how far back each loss reaches", 0.5)

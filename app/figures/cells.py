@@ -19,7 +19,7 @@ from app.figures.common import (
     figure,
     positive_or_none,
 )
-from app.progress import report
+from app.progress import report, sweep_ready
 from app.schemas import SimulationConfig
 from app.simulation import MAX_HEATMAP_STEPS, MAX_HEATMAP_UNITS, Simulation, simulate
 from app.views import ViewResult, check, paper_checks, summarize
@@ -380,6 +380,7 @@ def view(config: SimulationConfig) -> ViewResult:
     config, substituted = gated_config(config)
     report("forward and backward pass", 0.0)
     sim = simulate(config)
+    sweep_ready(sim.grad_norms)
     report("gates, carry path and checks", 0.4)
     diag = CellDiagnostics(sim)
     layer = diag.layer

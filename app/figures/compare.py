@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 import engine
 from app.figures.common import CELL_COLOURS, Figure, base_layout, figure, positive_or_none
-from app.progress import report
+from app.progress import report, sweep_ready
 from app.schemas import SimulationConfig
 from app.simulation import Simulation, simulate
 from app.views import ViewResult, check, summarize
@@ -105,6 +105,8 @@ def view(config: SimulationConfig) -> ViewResult:
                                              strict=True):
         report(f"{cell}: forward and backward pass", fraction)
         sims[cell] = simulate(cell_config)
+        if cell == "rnn":  # the stream's sweep is the rnn's (the view's primary run)
+            sweep_ready(sims[cell].grad_norms)
     report("figures", 0.85)
     cells = {}
     for cell, sim in sims.items():

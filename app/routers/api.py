@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Literal
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -21,7 +22,7 @@ from app.views import ViewResult, budget_error, view_builder, view_work
 router = APIRouter(prefix="/api", tags=["api"])
 
 ViewName = Literal["explore", "bptt", "cells", "compare"]
-PROGRESS_EVERY = 0.25  # seconds between progress events while a long run computes
+PROGRESS_EVERY = 0.25  # seconds: a run shows its stages once it has taken this long
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
 # people running the largest networks cannot starve a class moving sliders on the defaults.
@@ -84,50 +85,80 @@ def simulate_once(config: SimulationConfig,
 async def simulate_stream(config: Annotated[SimulationConfig, Query()],
                           view: Annotated[ViewName, Query()] = "explore",
                           ) -> AsyncIterator[ServerSentEvent]:
-    """Events: ``meta``; ``progress`` (the stage under way, every 0.25 s while a long run
-    computes); ``backward`` chunks of ||d loss / d h_t|| per layer in the
-    order the backward sweep visits them (t = T-1 down to 0); ``result`` last.
+    """Events: ``meta``; ``progress`` (``starting``, then, once a run has taken 0.25 s, each
+    stage as it starts); ``backward`` chunks of ||d loss / d h_t|| per layer in the order the
+    backward sweep visits them (t = T-1 down to 0), sent as soon as the main run's backward
+    pass is done, while the diagnostics and figures still compute; ``result`` last.
 
-    The NumPy work runs in a worker thread (``anyio.to_thread``), once; the cheap events are
-    sent from the event loop without a thread hop each. A client that goes away cancels the
-    generator at its next await.
+    The NumPy work runs in a worker thread (``anyio.to_thread``), once; it wakes the event
+    loop for each thing it has to tell. A client that goes away cancels the generator at its
+    next await.
     """
     yield _event("meta", {"config": config.model_dump(), "view": view,
                           "seq_len": config.seq_len, "num_layers": config.num_layers})
     yield _event("progress", {"stage": "starting", "fraction": 0.0})
-    reports: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(
-        _build_document, config, view, lambda stage, fraction: reports.put((stage, fraction))))
+    loop = asyncio.get_running_loop()
+    news: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+    wake = asyncio.Event()
+
+    def tell(kind: str, value: object) -> None:  # called in the worker thread
+        news.put((kind, value))
+        loop.call_soon_threadsafe(wake.set)
+
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(_build_document, config, view, tell))
+    started = loop.time()
+    sweep_sent = False
+    stage = None  # the latest stage not sent yet
+    woken: asyncio.Future | None = None
     try:
-        while True:
-            # A quick run ends the wait at once; a long one sends its latest stage every so often.
-            done, _ = await asyncio.wait({work}, timeout=PROGRESS_EVERY)
-            latest = None
-            while not reports.empty():
-                latest = reports.get_nowait()
-            if latest is not None and not done:
-                stage, fraction = latest
-                yield _event("progress", {"stage": stage, "fraction": round(fraction, 3)})
-            if done:
-                break
+        while not work.done():
+            woken = asyncio.ensure_future(wake.wait())
+            # Sleep until there is news or the work is done, or until a stage that arrived too
+            # early to show becomes due.
+            due = None if stage is None else max(0.0, started + PROGRESS_EVERY - loop.time())
+            await asyncio.wait({work, woken}, timeout=due, return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+            wake.clear()  # before reading the news: anything told later wakes the next wait
+            while not news.empty():
+                kind, value = news.get_nowait()
+                if kind == "sweep":
+                    for event in _sweep_events(value):
+                        yield event
+                    sweep_sent = True
+                else:
+                    stage = value
+            # A quick run shows no stages (they would only flicker past).
+            if stage is not None and not work.done() and loop.time() - started >= PROGRESS_EVERY:
+                name, fraction = stage
+                stage = None
+                yield _event("progress", {"stage": name, "fraction": round(fraction, 3)})
         result, document = work.result()
     finally:
         work.cancel()  # the client went away: nobody waits for the thread's result
-    norms = result.primary.grad_norms  # (L, T)
+        if woken is not None:
+            woken.cancel()
+    if not sweep_sent:  # a view that did not hand its sweep over early
+        for event in _sweep_events(result.primary.grad_norms):
+            yield event
+    yield ServerSentEvent(event="result", raw_data=document)
+
+
+def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
+    """``backward`` events of ||d loss / d h_t|| (L, T), in about STREAM_CHUNKS time-ordered
+    pieces from t = T-1 down to 0."""
     seq_len = norms.shape[1]
     size = max(1, -(-seq_len // STREAM_CHUNKS))
     for stop in range(seq_len, 0, -size):
         steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
         yield _event("backward", {"steps": steps, "norms": norms[:, steps].T,
                                   "seq_len": seq_len})
-    yield ServerSentEvent(event="result", raw_data=document)
 
 
 def _build_document(config: SimulationConfig, view: str,
-                    reporter: progress.Reporter) -> tuple[ViewResult, str]:
+                    listener: progress.Listener) -> tuple[ViewResult, str]:
     """The view and its strict-JSON text, both made in the worker thread, which tells
-    ``reporter`` how far it got."""
-    with progress.reporting(reporter):
+    ``listener`` how far it got."""
+    with progress.reporting(listener):
         result = _build(config, view)
         progress.report("writing the result", 0.95)
         return result, jsonsafe.dumps(result_document(config, view, result))
