@@ -299,3 +299,22 @@ def test_a_drag_sends_a_few_requests_not_one_per_step(page):
     assert 2 <= len(opened) <= 8, f"{len(opened)} requests for 20 steps"
     assert "weight_scale=2" in opened[-1], "the last request carries the last value"
     assert "weight_scale=2" in page.url
+
+
+def test_a_long_run_draws_its_backward_sweep_before_the_figures_arrive(page):
+    page.add_init_script("""
+      window.__titles = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const react = window.Plotly.react;
+        window.Plotly.react = function (element, data, layout) {
+          if (element.id === 'fig-grad_norms') window.__titles.push(layout?.title?.text ?? '');
+          return react.apply(this, arguments);
+        };
+      });
+    """)
+    # About the whole work budget: the server is still on the diagnostics when the sweep is in.
+    page.goto(page.base_url + "/explore?cell=lstm&hidden_size=250&seq_len=1000")
+    wait_until_drawn(page, timeout=60_000)
+    titles = page.evaluate("() => window.__titles")
+    assert titles[0] == "Backward sweep arriving…", titles
+    assert titles[-1].startswith("Gradient norm"), titles
