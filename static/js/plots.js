@@ -45,10 +45,11 @@ export function applyFigures(figures, root = document) {
   const targets = Object.entries(figures)
     .map(([name, figure]) => [root.getElementById?.(`fig-${name}`), figure])
     .filter(([element, figure]) => element && figure);
-  const onScreen = targets.filter(([element]) => isOnScreen(element));
-  const offScreen = targets.filter(([element]) => !isOnScreen(element));
-  const drawn = onScreen.map(([element, figure]) => applyFigure(element, figure));
-  for (const [element, figure] of offScreen) {
+  // Measured once per plot, before any draw changes the layout.
+  const seen = targets.map(([element]) => isOnScreen(element));
+  const drawn = targets.filter((_, i) => seen[i])
+    .map(([element, figure]) => applyFigure(element, figure));
+  for (const [element, figure] of targets.filter((_, i) => !seen[i])) {
     const ticket = (element.gflDrawn ?? 0) + 1;
     element.gflDrawn = ticket;
     drawn.push(nextTask().then(() => {

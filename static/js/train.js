@@ -2,7 +2,8 @@
 // Closing the tab or pressing Stop closes the EventSource, and the server stops training.
 import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
-import { addDownloadButtons, drawnFigures, enableButtons, wireViewDownload } from "./ui.js";
+import { addDownloadButtons, drawnFigures, enableButtons, figurePayload,
+  wireViewDownload } from "./ui.js";
 
 const defaults = JSON.parse(document.getElementById("train-defaults").textContent);
 const TYPES = { lag: "int", hidden_size: "int", batch_size: "int", truncation: "int",
@@ -171,11 +172,11 @@ function flush() {
 // ---- downloads: the curves as drawn so far --------------------------------------------------
 
 function downloadFigure(name, format) {
-  const figure = drawnFigures()[name];
-  if (!figure) return;
-  if (format === "CSV") download(`train-${name}.csv`, figureToCsv(figure), "text/csv");
-  else download(`train-${name}.json`, JSON.stringify({ config: state, figure: name,
-    data: figure.data }, null, 1), "application/json");
+  const figures = drawnFigures();
+  if (!figures[name]) return;
+  if (format === "CSV") download(`train-${name}.csv`, figureToCsv(figures[name]), "text/csv");
+  else download(`train-${name}.json`, figurePayload({ config: state, figures }, name),
+    "application/json");
 }
 
 addDownloadButtons(downloadFigure);
