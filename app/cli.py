@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from app.settings import Settings
+from gradient_flow_lab.app.settings import Settings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     print(f"Gradient Flow Lab running at http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers)
+    uvicorn.run("gradient_flow_lab.app.main:app", host=args.host, port=args.port,
+                workers=args.workers)
 
 
 if __name__ == "__main__":

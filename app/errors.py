@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.schemas import SimulationConfig, TrainingConfig
+from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
 
 
 def _model_for(path: str) -> type[BaseModel]:
-    return TrainingConfig if path.startswith("/api/train") else SimulationConfig
+    return TrainingConfig if path.startswith("/api/train") else SimulationQuery
 
 
-def _allowed(name: str, model: type[BaseModel] = SimulationConfig) -> str | None:
+def _allowed(name: str, model: type[BaseModel] = SimulationQuery) -> str | None:
     """'between 1 and 1000' or 'one of rnn, lstm, gru', read off the model's own bounds."""
     field = model.model_fields.get(name)
     if field is None:
@@ -39,7 +39,7 @@ def _allowed(name: str, model: type[BaseModel] = SimulationConfig) -> str | None
     return None
 
 
-def describe(error: dict, model: type[BaseModel] = SimulationConfig) -> dict:
+def describe(error: dict, model: type[BaseModel] = SimulationQuery) -> dict:
     loc = error.get("loc", ())
     name = str(loc[-1]) if len(loc) > 1 else ""
     allowed = _allowed(name, model)

@@ -7,10 +7,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from app.errors import QuietDisconnectMiddleware, validation_error_handler
-from app.resources import static_dir
-from app.routers import activations, api, health, pages, train, vendor
-from app.security import MAX_BODY_BYTES, SecurityMiddleware
+from gradient_flow_lab.app.errors import QuietDisconnectMiddleware, validation_error_handler
+from gradient_flow_lab.app.resources import static_dir
+from gradient_flow_lab.app.routers import activations, api, health, pages, train, vendor
+from gradient_flow_lab.app.security import MAX_BODY_BYTES, SecurityMiddleware
 
 
 def create_app() -> FastAPI:

@@ -19,11 +19,11 @@ def _package_dir(package: str) -> Path:
 
 
 def templates_dir() -> Path:
-    return _package_dir("templates")
+    return _package_dir("gradient_flow_lab.templates")
 
 
 def static_dir() -> Path:
-    return _package_dir("static")
+    return _package_dir("gradient_flow_lab.static")
 
 
 def plotly_js_path() -> Path:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.params import GATES
+from gradient_flow_lab.engine.params import GATES
 
 # Total work of one simulation, in multiply-adds of the recurrence: T * L * B * G * H^2.
 # About 0.3 s of one core at the limit, so no request can hold a worker for long.
@@ -40,25 +40,58 @@ class SimulationConfig(BaseModel):
                         description="Global-norm clipping threshold; 0 = no clipping.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (weights and inputs).")
 
-    @model_validator(mode="after")
-    def _within_work_budget(self) -> SimulationConfig:
-        work = (self.seq_len * self.num_layers * self.batch_size * GATES[self.cell]
-                * self.hidden_size**2)
-        if work > WORK_BUDGET:
-            raise ValueError(
-                f"too much work: seq_len x num_layers x batch_size x gates x hidden_size^2 = "
-                f"{self.seq_len} x {self.num_layers} x {self.batch_size} x {GATES[self.cell]} x "
-                f"{self.hidden_size}^2 = {work:,} exceeds the budget of {WORK_BUDGET:,}; "
-                f"lower seq_len, hidden_size, batch_size or num_layers")
-        return self
-
     @property
     def truncation_or_none(self) -> int | None:
         return self.truncation or None
 
 
-VIEWS = ("explore", "bptt", "cells", "compare")
 View = Literal["explore", "bptt", "cells", "compare"]
+VIEWS: tuple[str, ...] = View.__args__
+
+
+def view_gates(config: SimulationConfig, view: str) -> int:
+    """Gate blocks the view runs in total: compare runs all three cells, bptt the same network
+    twice (full and truncated), cells shows an lstm when asked for an rnn."""
+    if view == "compare":
+        return sum(GATES.values())
+    if view == "bptt":
+        return 2 * GATES[config.cell]
+    if view == "cells" and config.cell == "rnn":
+        return GATES["lstm"]
+    return GATES[config.cell]
+
+
+def view_work(config: SimulationConfig, view: str) -> int:
+    """Multiply-adds of the recurrence over every run the view makes: T * L * B * gates * H^2.
+    The one place that knows what a view costs (the budget below, the heavy lane in the API)."""
+    return (config.seq_len * config.num_layers * config.batch_size * view_gates(config, view)
+            * config.hidden_size**2)
+
+
+class SimulationQuery(SimulationConfig):
+    """A configuration and the page it is for: what every simulation endpoint parses, once.
+
+    The work budget is checked here, before any NumPy runs, over every run the view makes."""
+
+    view: View = Field("explore", description="The page whose runs, checks and figures to make.")
+
+    @model_validator(mode="after")
+    def _within_work_budget(self) -> SimulationQuery:
+        work = view_work(self, self.view)
+        if work > WORK_BUDGET:
+            gates = view_gates(self, self.view)
+            raise ValueError(
+                f"too much work for view {self.view!r}: seq_len x num_layers x batch_size x "
+                f"gates run x hidden_size^2 = {self.seq_len} x {self.num_layers} x "
+                f"{self.batch_size} x {gates} x {self.hidden_size}^2 = {work:,} exceeds the "
+                f"budget of {WORK_BUDGET:,}; lower seq_len, hidden_size, batch_size or "
+                f"num_layers")
+        return self
+
+    @property
+    def config(self) -> SimulationConfig:
+        """The configuration alone (what a view builder takes)."""
+        return SimulationConfig.model_construct(**self.model_dump(exclude={"view"}))
 
 
 CELL_NAMES = ("rnn", "lstm", "gru")

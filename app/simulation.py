@@ -11,8 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
-import engine
-from app.schemas import SimulationConfig
+from gradient_flow_lab import engine
+from gradient_flow_lab.app.schemas import SimulationConfig
 
 OUTPUT_SIZE = 8  # classes of the read-out; the pictures do not depend on it
 MAX_HEATMAP_UNITS = 32  # hidden-state heatmap: at most this many units ...

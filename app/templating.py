@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.templating import Jinja2Templates
 
-from app.resources import templates_dir
+from gradient_flow_lab.app.resources import templates_dir
 
 # One declarative list drives the header navigation on every page.
 NAV_LINKS: tuple[tuple[str, str], ...] = (

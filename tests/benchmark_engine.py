@@ -55,8 +55,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
-import engine  # noqa: E402
+from gradient_flow_lab import engine  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")
 # (H, T, L, B)

@@ -26,7 +26,7 @@ class LiveServer:
     def __init__(self) -> None:
         import uvicorn
 
-        from app.main import app
+        from gradient_flow_lab.app.main import app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

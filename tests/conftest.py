@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-import app as _app_package  # noqa: F401  (first: it limits BLAS to one thread)
-from app.main import app
+from gradient_flow_lab.app.main import app
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-import engine
+from gradient_flow_lab import engine
 
 # (cell, nonlinearity): every recurrence the engine offers. The nonlinearity only matters for rnn.
 CELL_CASES = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.figures import activations as activation_figures
-from engine import compose
+from gradient_flow_lab.app.views import activations as activations_view
+from gradient_flow_lab.engine import compose
 from tests.strict_json import strict_loads
 
 
@@ -100,6 +100,6 @@ def test_out_of_range_is_a_422_naming_the_field(client, query, field, words):
 
 def test_figures_build_outside_the_app():
     """The figures are plain plotly.py objects, usable from a notebook."""
-    result = activation_figures.build(5, 0.5)
+    result = activations_view.build(5, 0.5)
     assert set(result.figures) == {"curves", "iterates", "chain", "spread"}
     assert result.figures["chain"].layout.yaxis.type == "log"

@@ -3,9 +3,9 @@
 
 import pytest
 
-from app import progress
-from app.routers import api
-from app.schemas import WORK_BUDGET
+from gradient_flow_lab.app import progress
+from gradient_flow_lab.app.routers import api
+from gradient_flow_lab.app.schemas import WORK_BUDGET
 from tests.strict_json import sse_events, strict_loads
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.presets import PRESETS, preset_url
+from gradient_flow_lab.app.presets import PRESETS, preset_url
 from tests.browser import screenshot
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ def test_every_control_is_labelled_and_reachable(page):
     page.goto(page.base_url + "/explore")
     wait_until_drawn(page)
     names = page.eval_on_selector_all("[data-param]", "els => els.map(e => e.dataset.param)")
-    from app.schemas import SimulationConfig
+    from gradient_flow_lab.app.schemas import SimulationConfig
 
     # every simulation field, and the layer the hidden-state heatmap shows
     assert sorted(names) == sorted([*SimulationConfig.model_fields, "hidden_layer"])

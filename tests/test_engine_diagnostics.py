@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import engine
-from engine.cells import CELL_MODULES
+from gradient_flow_lab import engine
+from gradient_flow_lab.engine.cells import CELL_MODULES
 
 
 def make_trace(cell, *, layers=2, seq_len=12, batch=2, hidden=5, loss_at="all", truncation=None,

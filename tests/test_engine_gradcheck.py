@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+from gradient_flow_lab import engine
 from tests.engine_helpers import (
     CELL_CASE_IDS,
     CELL_CASES,

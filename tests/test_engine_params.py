@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+from gradient_flow_lab import engine
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CELLS = ("rnn", "lstm", "gru")

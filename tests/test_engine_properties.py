@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
+from gradient_flow_lab import engine
 from tests.engine_helpers import CELL_CASE_IDS, CELL_CASES
 
 # When a property fails, hypothesis's pytest plugin imports its patch writer (libcst), whose import

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+from gradient_flow_lab import engine
 
 D, H, K = 3, 6, 3
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+from gradient_flow_lab import engine
 from tests.engine_helpers import CELL_CASE_IDS, CELL_CASES, make_problem, max_abs_diff_ratio
 
 torch = pytest.importorskip("torch")

@@ -8,11 +8,11 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from app import jsonsafe
-from app.figures import activations, train
-from app.figures.common import figure_json
-from app.schemas import SimulationConfig
-from app.views import view_builder
+from gradient_flow_lab.app import jsonsafe
+from gradient_flow_lab.app.figures import train
+from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.schemas import SimulationConfig
+from gradient_flow_lab.app.views import activations, build_view
 
 
 def assert_valid(name, fig):
@@ -28,7 +28,7 @@ def assert_valid(name, fig):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_view_figures_are_valid_plotly(view, cell):
     config = SimulationConfig(cell=cell, seq_len=30, num_layers=2, clip=1.0, truncation=7)
-    for name, fig in view_builder(view)(config).figures.items():
+    for name, fig in build_view(config, view).figures.items():
         assert_valid(name, fig)
 
 
@@ -41,7 +41,7 @@ def test_activation_and_training_figures_are_valid_plotly():
 
 def test_figures_still_work_as_plotly_figures_in_a_notebook():
     config = SimulationConfig(seq_len=20)
-    fig = view_builder("explore")(config).figures["grad_norms"]
+    fig = build_view(config, "explore").figures["grad_norms"]
     assert isinstance(fig.plotly, go.Figure)
     assert fig.to_dict()["data"][0]["type"] == "scatter"
     assert "<div" in fig.to_html(include_plotlyjs=False, full_html=False)
@@ -49,14 +49,14 @@ def test_figures_still_work_as_plotly_figures_in_a_notebook():
 
 
 def test_a_figure_changed_with_plotly_py_is_sent_as_changed():
-    fig = view_builder("explore")(SimulationConfig(seq_len=20)).figures["grad_norms"]
+    fig = build_view(SimulationConfig(seq_len=20), "explore").figures["grad_norms"]
     assert figure_json(fig)["layout"]["title"]["text"].startswith("Gradient norm")
     fig.update_layout(title_text="my own title")
     assert figure_json(fig)["layout"]["title"]["text"] == "my own title"
 
 
 def test_a_figure_survives_copy_and_pickle_and_looks_as_in_the_browser():
-    fig = view_builder("explore")(SimulationConfig(seq_len=20)).figures["grad_norms"]
+    fig = build_view(SimulationConfig(seq_len=20), "explore").figures["grad_norms"]
     sent = jsonsafe.to_strict(figure_json(fig))
     for twin in (copy.deepcopy(fig), pickle.loads(pickle.dumps(fig))):
         assert jsonsafe.to_strict(figure_json(twin)) == sent
@@ -67,7 +67,7 @@ def test_a_figure_survives_copy_and_pickle_and_looks_as_in_the_browser():
 
 def test_the_hidden_state_heatmap_holds_every_layer_and_keeps_huge_values_finite():
     config = SimulationConfig(weight_scale=10, seq_len=500, nonlinearity="relu", num_layers=2)
-    result = view_builder("explore")(config)
+    result = build_view(config, "explore")
     spec, nonfinite = jsonsafe.to_strict(figure_json(result.figures["hidden_heatmap"]))
     assert [trace["visible"] for trace in spec["data"]] == [True, False]
     assert spec["layout"]["meta"]["titles"][1].startswith("Hidden state hₜ of layer 1")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.resources import static_dir, templates_dir
-from app.settings import Settings
+from gradient_flow_lab.app.resources import static_dir, templates_dir
+from gradient_flow_lab.app.settings import Settings
 
 PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare", "/train")
 

@@ -27,8 +27,9 @@ def fuzz_server(tmp_path_factory):
     env = {**os.environ, "GFL_MAX_TRAINING_SECONDS": "2", "GFL_MAX_TRAINING": "8"}
     log = (tmp_path_factory.mktemp("fuzz") / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-         str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "uvicorn", "gradient_flow_lab.app.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from app.routers import train as train_router
+from gradient_flow_lab.app.routers import train as train_router
 
 PAGES = ["/", "/explore", "/activations", "/bptt", "/cells", "/compare", "/train"]
 
@@ -135,7 +135,7 @@ def test_streams_left_mid_way_leave_no_traceback_in_the_server_log(tmp_path):
 def test_a_real_error_after_the_response_started_still_surfaces():
     import anyio
 
-    from app.errors import QuietDisconnectMiddleware
+    from gradient_flow_lab.app.errors import QuietDisconnectMiddleware
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pytest
 
-from app.presets import PRESETS, preset_url
-from app.schemas import VIEWS, SimulationConfig
+from gradient_flow_lab.app.presets import PRESETS, preset_url
+from gradient_flow_lab.app.schemas import VIEWS, SimulationConfig
 
 BY_SLUG = {preset["slug"]: preset for preset in PRESETS}
 

@@ -3,10 +3,16 @@
 import numpy as np
 import pytest
 
-import engine
-from engine import optim
-from engine.tasks import adding, delayed_recall, make_batch, task_shape, temporal_order
-from engine.train import TrainConfig, train
+from gradient_flow_lab import engine
+from gradient_flow_lab.engine import optim
+from gradient_flow_lab.engine.tasks import (
+    adding,
+    delayed_recall,
+    make_batch,
+    task_shape,
+    temporal_order,
+)
+from gradient_flow_lab.engine.train import TrainConfig, train
 
 
 def test_delayed_recall_asks_for_the_first_symbol_at_the_end():

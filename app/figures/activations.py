@@ -3,7 +3,7 @@ gradient vanish through many steps, and why tanh (slope up to 1) lasts longer bu
 
 Every figure works as a plotly.py ``go.Figure`` too, so also in a notebook::
 
-    from app.figures.activations import chain_figure
+    from gradient_flow_lab.app.figures.activations import chain_figure
     chain_figure(depth=30, x0=0.5).show()
 
 The numbers come from ``engine.activations``: ``compose(name, x, n)`` gives f^k(x) and the chain
@@ -12,12 +12,16 @@ product d f^k / dx = prod_{j<k} f'(f^j(x)) for k = 0..n.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from app.figures.common import PALETTE, Figure, base_layout, figure, positive_or_none
-from engine import DERIVATIVE_BOUND, activation, activation_grad, compose
+from gradient_flow_lab.app.figures.common import (
+    PALETTE,
+    Figure,
+    base_layout,
+    figure,
+    positive_or_none,
+)
+from gradient_flow_lab.engine import DERIVATIVE_BOUND, activation, activation_grad, compose
 
 MAX_DEPTH = 50
 X0_LIMIT = 5.0
@@ -34,13 +38,6 @@ START_X = np.arange(-100, 101) / 20.0  # (201,) in [-5, 5]
 EARLIER_DEPTHS = (1, 2, 3, 5, 10, 20, 30, 40)  # faint curves drawn under the chosen depth n
 
 
-def sigmoid_fixed_point() -> float:
-    """The x* with sigmoid(x*) = x* (about 0.6590). sigmoid^n(x) tends to it from every start,
-    because |sigmoid'| <= 0.25 < 1 makes x -> sigmoid(x) a contraction."""
-    x = 0.5
-    for _ in range(60):  # the error shrinks by at least 4x per step: 60 steps reach float64
-        x = float(activation("sigmoid", x))
-    return x
 
 
 def curves_figure() -> Figure:
@@ -76,7 +73,7 @@ def iterates_figure(depth: int, x0: float | None = None) -> Figure:
     """f^n(x) against the starting point x for the chosen n, sigmoid left and tanh right, with
     faint curves for smaller n. sigmoid^n flattens onto its fixed point ~0.659 (no slope left:
     the start no longer matters); tanh^n shrinks towards 0 only slowly and keeps a slope."""
-    _check_depth(depth)
+    check_depth(depth)
     fixed = sigmoid_fixed_point()
     data = []
     for panel, name in enumerate(("sigmoid", "tanh")):
@@ -123,7 +120,7 @@ def iterates_figure(depth: int, x0: float | None = None) -> Figure:
 def chain_figure(depth: int, x0: float) -> Figure:
     """The product of slopes along the chain, d f^k(x0)/dx0 for k = 0..n, on a log axis, with
     each function's best case (its largest slope to the power k): 0.25^k and 1^k."""
-    _check_depth(depth)
+    check_depth(depth)
     steps = np.arange(depth + 1)  # (n + 1,)
     data = []
     for name in ("sigmoid", "tanh"):
@@ -150,7 +147,7 @@ def chain_figure(depth: int, x0: float) -> Figure:
 def spread_figure(depth: int, x0: float | None = None) -> Figure:
     """d f^n(x)/dx at the chosen depth n for every starting point x: where the gradient
     survives n steps. The sigmoid's stays under 0.25^n everywhere."""
-    _check_depth(depth)
+    check_depth(depth)
     data = []
     for name in ("sigmoid", "tanh"):
         _, products = compose(name, START_X, depth)  # (n + 1, N)
@@ -179,50 +176,12 @@ def spread_figure(depth: int, x0: float | None = None) -> Figure:
     return figure(data, layout)
 
 
-@dataclass
-class ActivationsResult:
-    summary: dict
-    figures: dict[str, Figure]
 
 
-def grad_maxima() -> dict[str, float]:
-    """The largest slope of each function, read off the grid (0 is on it)."""
-    return {name: float(activation_grad(name, CURVE_X).max()) for name in ("sigmoid", "tanh")}
 
 
-def summarize(depth: int, x0: float) -> dict:
-    """The numbers the page prints: the slope ceilings, and for each function the value and the
-    chain product after n steps from x0 next to its best case (ceiling^n)."""
-    _check_depth(depth)
-    maxima = grad_maxima()
-    chains = {}
-    for name in ("sigmoid", "tanh"):
-        values, products = compose(name, np.array([x0]), depth)  # (n + 1, 1) each
-        chains[name] = {
-            "value": float(values[depth, 0]),
-            "grad_product": float(products[depth, 0]),
-            "best_case": DERIVATIVE_BOUND[name] ** depth,
-        }
-    return {
-        "depth": depth,
-        "x0": x0,
-        "sigmoid_grad_max": maxima["sigmoid"],
-        "tanh_grad_max": maxima["tanh"],
-        "sigmoid_fixed_point": sigmoid_fixed_point(),
-        "chains": chains,
-    }
 
 
-def build(depth: int, x0: float) -> ActivationsResult:
-    return ActivationsResult(
-        summary=summarize(depth, x0),
-        figures={
-            "curves": curves_figure(),
-            "iterates": iterates_figure(depth, x0),
-            "chain": chain_figure(depth, x0),
-            "spread": spread_figure(depth, x0),
-        },
-    )
 
 
 def _scatter(**trace) -> dict:
@@ -230,7 +189,7 @@ def _scatter(**trace) -> dict:
     return dict(type="scatter", **trace)
 
 
-def _check_depth(depth: int) -> None:
+def check_depth(depth: int) -> None:
     assert 0 <= depth <= MAX_DEPTH, f"depth must be in 0..{MAX_DEPTH}, got {depth}"
 
 
@@ -272,3 +231,17 @@ def _log_decades(axis: dict, series: list) -> None:
 def _hline(y: float, xref: str, yref: str, colour: str) -> dict:
     return dict(type="line", xref=f"{xref} domain", x0=0, x1=1, yref=yref, y0=y, y1=y,
                 line=dict(color=colour, width=1.5, dash="dot"))
+
+
+def sigmoid_fixed_point() -> float:
+    """The x* with sigmoid(x*) = x* (about 0.6590). sigmoid^n(x) tends to it from every start,
+    because |sigmoid'| <= 0.25 < 1 makes x -> sigmoid(x) a contraction."""
+    x = 0.5
+    for _ in range(60):  # the error shrinks by at least 4x per step: 60 steps reach float64
+        x = float(activation("sigmoid", x))
+    return x
+
+
+def grad_maxima() -> dict[str, float]:
+    """The largest slope of each function, read off the grid (0 is on it)."""
+    return {name: float(activation_grad(name, CURVE_X).max()) for name in ("sigmoid", "tanh")}

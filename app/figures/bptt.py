@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import engine
-from app.figures.common import (
+from gradient_flow_lab import engine
+from gradient_flow_lab.app.figures.common import (
     PALETTE,
     SEQUENTIAL,
     Figure,
@@ -20,18 +20,9 @@ from app.figures.common import (
     log10_or_nan,
     positive_or_none,
 )
-from app.progress import report, sweep_ready
-from app.schemas import SimulationConfig
-from app.simulation import Simulation, simulate
-from app.views import ViewResult, check, paper_checks, summarize
-from engine.params import GATES
+from gradient_flow_lab.app.simulation import Simulation
 
-DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks for full BPTT
 MAX_COLUMNS = 60  # the unrolled network shows at most this many time steps
-MAX_REACH_COLUMNS = 400  # state steps of the loss-reach matrices sent to the browser
-# loss_reach pushes one upstream gradient per loss step back through the whole sequence: keep
-# N * T * L * G * H^2 (multiply-adds, per run) near one simulation's work budget.
-REACH_WORK = 250_000_000
 FULL_COLOUR, TRUNCATED_COLOUR = PALETTE[0], PALETTE[3]  # blue, vermillion
 
 
@@ -50,82 +41,16 @@ def chunk_starts(seq_len: int, k: int) -> np.ndarray:
     return np.arange(k, seq_len, k)
 
 
-def relative_difference(approx: dict, exact: dict) -> float:
-    """||approx - exact|| / ||exact|| over every parameter gradient: 0 when they are equal,
-    nan when only the exact one is 0."""
-    # Scale both by the largest entry first, so gradients of 1e200 do not overflow the squares.
-    largest = max((float(np.max(np.abs(g), initial=0.0)) for g in exact.values()), default=0.0)
-    unit = largest if np.isfinite(largest) and largest > 0 else 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        difference = engine.global_norm({key: (approx[key] - exact[key]) / unit for key in exact})
-        scale = engine.global_norm({key: value / unit for key, value in exact.items()})
-    if difference == 0:
-        return 0.0
-    return difference / scale if scale > 0 else float("nan")
 
 
-def scaled_cosine(a: dict, b: dict) -> float:
-    """engine.cosine after dividing each gradient by its largest entry (the cosine does not
-    change), so gradients of 1e200 still give a number."""
-    def unit(grads: dict) -> dict:
-        largest = max((float(np.max(np.abs(g), initial=0.0)) for g in grads.values()),
-                      default=0.0)
-        scale = largest if np.isfinite(largest) and largest > 0 else 1.0
-        return {key: value / scale for key, value in grads.items()}
-    return engine.cosine(unit(a), unit(b))
 
 
-def band_mask(loss_steps: np.ndarray, seq_len: int, k: int | None) -> np.ndarray:
-    """(N, T) True where d L_t / d h_s may be non-zero: s <= t and, when truncated, s in the
-    same chunk as t (s >= k * floor(t / k))."""
-    states = np.arange(seq_len)[None, :]  # (1, T)
-    losses = np.asarray(loss_steps)[:, None]  # (N, 1)
-    start = 0 if k is None else (losses // k) * k
-    return (states <= losses) & (states >= start)
 
 
-def reach_check(reach: engine.LossReach, seq_len: int, k: int, overflow: int | None) -> dict:
-    """Pass when every d L_t / d h_s of the truncated run outside t's chunk is exactly 0."""
-    label = f"Truncated gradient reaches back at most k = {k} steps"
-    if reach.norms.shape[0] == 0:
-        return check("truncation_reach", label, "n/a", "no step carries a loss")
-    if overflow is not None:
-        return check("truncation_reach", label, "n/a",
-                     f"the truncated run overflowed at t = {overflow}")
-    inside = band_mask(reach.loss_steps, seq_len, k)[:, None, :]  # (N, 1, T)
-    outside = np.where(inside, 0.0, reach.norms)  # (N, L, T)
-    leaks = int(np.count_nonzero(outside))
-    touched = (reach.norms > 0) & ~np.isnan(reach.norms)  # (N, L, T)
-    depth = reach.loss_steps[:, None, None] - np.arange(seq_len)[None, None, :]
-    longest = int(np.max(np.where(touched, depth, -1)))
-    detail = (f"over {len(reach.loss_steps)} loss steps, the longest reach is {longest} "
-              f"step{'s' if longest != 1 else ''} back: L_t touches h_(t−{longest}) at the earliest"
-              if longest >= 0 else "no gradient reached any state")
-    if leaks:
-        detail = f"{leaks} entries outside the band are non-zero; " + detail
-    return check("truncation_reach", label, "fail" if leaks or longest >= k else "pass", detail)
 
 
-def growth_premise(item: dict, config: SimulationConfig) -> dict:
-    """The growth check compares ||d loss / d h_0|| with ||d loss / d h_{T-1}||: a statement
-    about one error travelling back. With a loss at every step, h_0 collects all T losses and
-    h_{T-1} only one, so a larger early gradient is no sign of growth: the check does not apply.
-    """
-    if item["id"] != "growth" or config.loss_at != "all" or item["status"] == "n/a":
-        return item
-    return check("growth", item["label"], "n/a",
-                 "needs the loss at the last step only: with a loss at every step, h₀ "
-                 f"collects all {config.seq_len} losses and h_T−1 just one ({item['detail']})")
 
 
-def strided_reach(reach: engine.LossReach, layer: int) -> dict:
-    """One layer of a loss-reach matrix for the JSON result, at most MAX_REACH_COLUMNS state
-    steps (evenly strided) so a long sequence stays a small response."""
-    seq_len = reach.norms.shape[-1]
-    stride = max(1, -(-seq_len // MAX_REACH_COLUMNS))
-    states = np.arange(0, seq_len, stride)
-    return {"loss_steps": reach.loss_steps, "state_steps": states, "layer": layer,
-            "norms": reach.norms[:, layer][:, states]}
 
 
 def unrolled_figure(full: Simulation, k: int) -> Figure:
@@ -285,59 +210,14 @@ def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
     return figure(data, layout)
 
 
-def view(config: SimulationConfig) -> ViewResult:
-    k = config.truncation or DEFAULT_TRUNCATION
-    report("full BPTT: forward and backward pass", 0.0)
-    full = simulate(config.model_copy(update={"truncation": 0}))
-    sweep_ready(full.grad_norms)
-    report(f"truncated BPTT (k = {k}): forward and backward pass", 0.25)
-    trunc = simulate(config.model_copy(update={"truncation": k}))
-    report("how far back each loss reaches", 0.5)
-    T = full.trace.seq_len
-    layer = full.trace.num_layers - 1
-    per_loss_step = T * full.trace.num_layers * GATES[config.cell] * config.hidden_size**2
-    loss_steps = int(np.clip(REACH_WORK // max(per_loss_step, 1), 8, 64))
-    full_reach = engine.loss_reach(full.trace, max_loss_steps=loss_steps)
-    trunc_reach = engine.loss_reach(trunc.trace, max_loss_steps=loss_steps)
+MAX_REACH_COLUMNS = 400  # state steps of the loss-reach matrices sent to the browser
 
-    g_full, g_trunc = full.trace.grads, trunc.trace.grads
-    recurrent = [key for key in g_full if key.startswith("weight_hh")]
-    columns = unrolled_columns(T)
-    summary = {
-        **summarize(full),
-        "truncation_k": k,
-        "truncation_requested": config.truncation,
-        "truncation_defaulted": config.truncation == 0,
-        "truncation_is_exact": k >= T,
-        "chunks": -(-T // k),
-        "relative_error": relative_difference(g_trunc, g_full),
-        "relative_error_whh": relative_difference({key: g_trunc[key] for key in recurrent},
-                                                  {key: g_full[key] for key in recurrent}),
-        "cosine": scaled_cosine(g_trunc, g_full),
-        "grad_global_norm_full": engine.global_norm(g_full),
-        "grad_global_norm_truncated": engine.global_norm(g_trunc),
-        "truncated_overflow_step": trunc.overflow_step,
-        "unrolled_columns": len(columns),
-        "unrolled_subsampled": len(columns) < T,
-        "reach_layer": layer,
-    }
-    checks = [growth_premise(c, config) for c in paper_checks(full)]
-    checks.append(reach_check(trunc_reach, T, k, trunc.overflow_step))
-    report("figures", 0.85)
-    figures = {
-        "unrolled": unrolled_figure(full, k),
-        "reach": reach_figure(full_reach, trunc_reach, T, k, layer),
-        "contributions": contribution_figure(full, trunc, k),
-        "grad_norms": grad_norm_figure(full, trunc, k),
-    }
-    series = {
-        "grad_norms_full": full.grad_norms,
-        "grad_norms_truncated": trunc.grad_norms,
-        "contribution_norms_full": full.contribution_norms,
-        "contribution_norms_truncated": trunc.contribution_norms,
-        "unrolled_steps": columns,
-        "reach_full": strided_reach(full_reach, layer),
-        "reach_truncated": strided_reach(trunc_reach, layer),
-    }
-    return ViewResult(primary=full, summary=summary, checks=checks, figures=figures,
-                      series=series)
+
+def strided_reach(reach: engine.LossReach, layer: int) -> dict:
+    """One layer of a loss-reach matrix for the JSON result, at most MAX_REACH_COLUMNS state
+    steps (evenly strided) so a long sequence stays a small response."""
+    seq_len = reach.norms.shape[-1]
+    stride = max(1, -(-seq_len // MAX_REACH_COLUMNS))
+    states = np.arange(0, seq_len, stride)
+    return {"loss_steps": reach.loss_steps, "state_steps": states, "layer": layer,
+            "norms": reach.norms[:, layer][:, states]}

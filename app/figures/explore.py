@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.figures.common import (
+from gradient_flow_lab.app.figures.common import (
     DIVERGING,
     PALETTE,
     SEQUENTIAL,
@@ -14,7 +14,7 @@ from app.figures.common import (
     log10_or_nan,
     positive_or_none,
 )
-from app.simulation import Simulation
+from gradient_flow_lab.app.simulation import Simulation
 
 
 def grad_norm_figure(sim: Simulation) -> Figure:

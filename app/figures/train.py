@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from app.figures.common import CELL_COLOURS, SEQUENTIAL, Figure, base_layout, figure
+from gradient_flow_lab.app.figures.common import (
+    CELL_COLOURS,
+    SEQUENTIAL,
+    Figure,
+    base_layout,
+    figure,
+)
 
 
 def loss_figure(cells: list[str], regression: bool) -> Figure:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import jsonsafe
-from app.figures import activations as activation_figures
-from app.figures.common import figure_json
+from gradient_flow_lab.app import jsonsafe
+from gradient_flow_lab.app.figures import activations as activation_figures
+from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.views import activations as activations_view
 
 router = APIRouter(prefix="/api", tags=["activations"])
 
@@ -30,7 +31,7 @@ class ActivationsQuery(BaseModel):
 def activations(query: Annotated[ActivationsQuery, Query()]) -> Response:
     """Figures (Plotly JSON) and a summary, as strict JSON: non-finite numbers become null and
     are listed under ``nonfinite``."""
-    result = activation_figures.build(query.depth, query.x0)
+    result = activations_view.build(query.depth, query.x0)
     document, nonfinite = jsonsafe.to_strict({
         "query": query.model_dump(),
         "summary": result.summary,

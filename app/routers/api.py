@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -10,14 +12,21 @@ from typing import Annotated, Literal
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
 
-from app import jsonsafe, progress
-from app.figures.common import figure_json
-from app.schemas import WORK_BUDGET, SimulationConfig
-from app.views import ViewResult, budget_error, view_builder, view_work
+from gradient_flow_lab.app import jsonsafe, progress
+from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.schemas import (
+    WORK_BUDGET,
+    SimulationConfig,
+    SimulationQuery,
+    view_work,
+)
+from gradient_flow_lab.app.views import ViewResult, build_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -30,11 +39,11 @@ HEAVY_WORK = WORK_BUDGET // 10
 _heavy_lane = threading.BoundedSemaphore(1)
 
 
-def result_document(config: SimulationConfig, view: str, result: ViewResult) -> dict:
+def result_document(query: SimulationQuery, result: ViewResult) -> dict:
     """The full result as strict-JSON-ready data, non-finite values nulled *and* listed."""
     document, nonfinite = jsonsafe.to_strict({
-        "config": config.model_dump(),
-        "view": view,
+        "config": query.config.model_dump(),
+        "view": query.view,
         "summary": result.summary,
         "checks": result.checks,
         "series": result.series,
@@ -44,46 +53,73 @@ def result_document(config: SimulationConfig, view: str, result: ViewResult) -> 
     return document
 
 
-def _within_budget(config: SimulationConfig, view: str) -> None:
-    """Refuses, before any NumPy runs, a view whose runs together exceed the work budget."""
-    message = budget_error(config, view)
-    if message:
-        raise HTTPException(status_code=422, detail=[
-            {"type": "work_budget", "loc": ["query"], "field": None, "msg": message}])
-
-
-def _stream_budget(config: Annotated[SimulationConfig, Query()],
-                   view: Annotated[ViewName, Query()] = "explore") -> None:
-    _within_budget(config, view)
-
-
-def _build(config: SimulationConfig, view: str) -> ViewResult:
-    builder = view_builder(view)
-    if view_work(config, view) <= HEAVY_WORK:
-        return builder(config)
+def _build(query: SimulationQuery) -> ViewResult:
+    if view_work(query, query.view) <= HEAVY_WORK:
+        return build_view(query.config, query.view)
     # Heavy requests take turns; light ones never wait behind them.
     if not _heavy_lane.acquire(blocking=False):
         progress.report("waiting for another large network to finish", 0.0)
         _heavy_lane.acquire()
     try:
-        return builder(config)
+        return build_view(query.config, query.view)
     finally:
         _heavy_lane.release()
 
 
-@router.post("/simulate")
-def simulate_once(config: SimulationConfig,
-                  view: Annotated[ViewName, Query()] = "explore") -> Response:
-    """Run one simulation and return the whole result (figures included) as strict JSON."""
-    _within_budget(config, view)
-    document = result_document(config, view, _build(config, view))
-    return Response(jsonsafe.dumps(document), media_type="application/json")
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
-@router.get("/simulate/stream", response_class=EventSourceResponse,
-            dependencies=[Depends(_stream_budget)])
-async def simulate_stream(config: Annotated[SimulationConfig, Query()],
-                          view: Annotated[ViewName, Query()] = "explore",
+async def _parse_body(request: Request, view: str) -> SimulationQuery:
+    """The POST body and ``?view=`` as one SimulationQuery, validated once.
+
+    Parsed here rather than by FastAPI so that the body and the view meet in one model (the work
+    budget depends on both) and so that NaN, Infinity or 1e400 in the body are a 422, not a
+    value that breaks the error handler's strict JSON."""
+    raw = await request.body()  # FastAPI's max_body_size has already bounded it (413)
+    try:
+        body = json.loads(raw or b"{}", parse_constant=_reject_constant,
+                          parse_float=_finite_float)
+    except (ValueError, RecursionError) as error:
+        raise RequestValidationError([{
+            "type": "json_invalid", "loc": ("body",), "input": None,
+            "msg": f"the body is not strict JSON: {error}"}]) from None
+    if not isinstance(body, dict):
+        raise RequestValidationError([{
+            "type": "model_type", "loc": ("body",), "input": None,
+            "msg": "the body must be a JSON object of configuration fields"}])
+    try:
+        return SimulationQuery.model_validate({**body, "view": view})
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"{text} is beyond float64")
+    return value
+
+
+@router.post("/simulate", openapi_extra={"requestBody": {
+    "required": False,
+    "content": {"application/json": {"schema": SimulationConfig.model_json_schema()}}}})
+async def simulate_once(request: Request,
+                        view: Annotated[ViewName, Query()] = "explore") -> Response:
+    """Run one simulation and return the whole result (figures included) as strict JSON.
+
+    The body is a JSON object of configuration fields (every one optional); ``view`` says
+    which page's runs, checks and figures to make."""
+    query = await _parse_body(request, view)
+    document = await anyio.to_thread.run_sync(
+        lambda: jsonsafe.dumps(result_document(query, _build(query))))
+    return Response(document, media_type="application/json")
+
+
+@router.get("/simulate/stream", response_class=EventSourceResponse)
+async def simulate_stream(query: Annotated[SimulationQuery, Query()],
                           ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``progress`` (``starting``, then, once a run has taken 0.25 s, each
     stage as it starts); ``backward`` chunks of ||d loss / d h_t|| per layer in the order the
@@ -94,8 +130,8 @@ async def simulate_stream(config: Annotated[SimulationConfig, Query()],
     loop for each thing it has to tell. A client that goes away cancels the generator at its
     next await.
     """
-    yield _event("meta", {"config": config.model_dump(), "view": view,
-                          "seq_len": config.seq_len, "num_layers": config.num_layers})
+    yield _event("meta", {"config": query.config.model_dump(), "view": query.view,
+                          "seq_len": query.seq_len, "num_layers": query.num_layers})
     yield _event("progress", {"stage": "starting", "fraction": 0.0})
     loop = asyncio.get_running_loop()
     news: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
@@ -105,7 +141,7 @@ async def simulate_stream(config: Annotated[SimulationConfig, Query()],
         news.put((kind, value))
         loop.call_soon_threadsafe(wake.set)
 
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(_build_document, config, view, tell))
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(_build_document, query, tell))
     started = loop.time()
     sweep_sent = False
     stage = None  # the latest stage not sent yet
@@ -154,14 +190,14 @@ def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
                                   "seq_len": seq_len})
 
 
-def _build_document(config: SimulationConfig, view: str,
+def _build_document(query: SimulationQuery,
                     listener: progress.Listener) -> tuple[ViewResult, str]:
     """The view and its strict-JSON text, both made in the worker thread, which tells
     ``listener`` how far it got."""
     with progress.reporting(listener):
-        result = _build(config, view)
+        result = _build(query)
         progress.report("writing the result", 0.95)
-        return result, jsonsafe.dumps(result_document(config, view, result))
+        return result, jsonsafe.dumps(result_document(query, result))
 
 
 def _event(name: str, data) -> ServerSentEvent:

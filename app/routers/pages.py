@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.presets import presets_with_urls
-from app.schemas import TrainingConfig
-from app.templating import templates
+from gradient_flow_lab.app.presets import presets_with_urls
+from gradient_flow_lab.app.schemas import TrainingConfig
+from gradient_flow_lab.app.templating import templates
 
 router = APIRouter(tags=["pages"])
 

@@ -20,13 +20,13 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-from app import jsonsafe
-from app.figures import train as train_figures
-from app.figures.common import figure_json
-from app.schemas import TrainingConfig
-from app.settings import Settings
-from engine.tasks import task_shape
-from engine.train import TrainConfig, train
+from gradient_flow_lab.app import jsonsafe
+from gradient_flow_lab.app.figures import train as train_figures
+from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.schemas import TrainingConfig
+from gradient_flow_lab.app.settings import Settings
+from gradient_flow_lab.engine.tasks import task_shape
+from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
 MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step

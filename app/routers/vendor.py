@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.resources import plotly_js_path
+from gradient_flow_lab.app.resources import plotly_js_path
 
 router = APIRouter(tags=["vendor"])
 

@@ -1,24 +1,14 @@
-"""What each page asks the API for: a registry of view builders.
-
-A view builder takes the configuration and returns a ``ViewResult``: the simulations it ran,
-a summary, the "paper checks", named Plotly figures and extra series, all NumPy / plain Python.
-``app.routers.api`` turns it into strict JSON and streams it.
-"""
+"""What every simulation view shares: its result type, the summary of a run and the paper
+checks of the theory (each turned pass / fail / n/a by the numbers just computed)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.figures import explore as explore_figures
-from app.figures.common import Figure
-from app.progress import report, sweep_ready
-from app.schemas import WORK_BUDGET, SimulationConfig
-from app.simulation import Simulation, simulate
-from engine.params import GATES
+from gradient_flow_lab.app.figures.common import Figure
+from gradient_flow_lab.app.simulation import Simulation
 
 
 @dataclass
@@ -115,63 +105,11 @@ def paper_checks(sim: Simulation) -> list[dict]:
     return checks
 
 
-def explore_view(config: SimulationConfig) -> ViewResult:
-    report("forward and backward pass", 0.0)
-    sim = simulate(config)
-    sweep_ready(sim.grad_norms)
-    report("products of Jacobians and per-step contributions", 0.45)
-    jac = sim.jacobian
-    sim.contribution_norms  # noqa: B018 (computed here, so the progress report is true)
-    checks = paper_checks(sim)
-    report("figures", 0.8)
-    return ViewResult(
-        primary=sim,
-        summary=summarize(sim),
-        checks=checks,
-        figures=explore_figures.build(sim),
-        series={
-            "grad_norms": sim.grad_norms,
-            "bound_log10": sim.bound_log10,
-            "jacobian": {"steps": jac.steps, "norms": jac.norms,
-                         "window_start": jac.window_start},
-            "contribution_norms": sim.contribution_norms,
-        },
-    )
 
 
-# Gates run per view: compare runs all three cells, bptt the same network twice (full and
-# truncated), cells shows an lstm when asked for an rnn. The work budget counts all of them.
-def view_gates(config: SimulationConfig, view: str) -> int:
-    if view == "compare":
-        return sum(GATES.values())
-    if view == "bptt":
-        return 2 * GATES[config.cell]
-    if view == "cells" and config.cell == "rnn":
-        return GATES["lstm"]
-    return GATES[config.cell]
 
 
-def view_work(config: SimulationConfig, view: str) -> int:
-    """Multiply-adds of the recurrence over every run the view makes: T * L * B * gates * H^2."""
-    return (config.seq_len * config.num_layers * config.batch_size * view_gates(config, view)
-            * config.hidden_size**2)
 
 
-def budget_error(config: SimulationConfig, view: str) -> str | None:
-    """None if the view's whole work fits WORK_BUDGET, else the message of the 422."""
-    gates = view_gates(config, view)
-    work = view_work(config, view)
-    if work <= WORK_BUDGET:
-        return None
-    return (f"too much work for view {view!r}: seq_len x num_layers x batch_size x gates run x "
-            f"hidden_size^2 = {config.seq_len} x {config.num_layers} x {config.batch_size} x "
-            f"{gates} x {config.hidden_size}^2 = {work:,} exceeds the budget of "
-            f"{WORK_BUDGET:,}; lower seq_len, hidden_size, batch_size or num_layers")
 
 
-def view_builder(view: str) -> Callable[[SimulationConfig], ViewResult]:
-    """The builder of a page's view: ``explore_view`` here, else ``view`` in
-    ``app.figures.<view>`` (imported on first use, as those modules import this one)."""
-    if view == "explore":
-        return explore_view
-    return importlib.import_module(f"app.figures.{view}").view

@@ -1,0 +1,55 @@
+"""The activations page's view (/activations): its numbers and figures for a depth n and a
+starting point x0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradient_flow_lab.app.figures import activations as figures
+from gradient_flow_lab.app.figures.common import Figure
+from gradient_flow_lab.engine import DERIVATIVE_BOUND, compose
+
+
+@dataclass
+class ActivationsResult:
+    summary: dict
+    figures: dict[str, Figure]
+
+
+
+
+def summarize(depth: int, x0: float) -> dict:
+    """The numbers the page prints: the slope ceilings, and for each function the value and the
+    chain product after n steps from x0 next to its best case (ceiling^n)."""
+    figures.check_depth(depth)
+    maxima = figures.grad_maxima()
+    chains = {}
+    for name in ("sigmoid", "tanh"):
+        values, products = compose(name, np.array([x0]), depth)  # (n + 1, 1) each
+        chains[name] = {
+            "value": float(values[depth, 0]),
+            "grad_product": float(products[depth, 0]),
+            "best_case": DERIVATIVE_BOUND[name] ** depth,
+        }
+    return {
+        "depth": depth,
+        "x0": x0,
+        "sigmoid_grad_max": maxima["sigmoid"],
+        "tanh_grad_max": maxima["tanh"],
+        "sigmoid_fixed_point": figures.sigmoid_fixed_point(),
+        "chains": chains,
+    }
+
+
+def build(depth: int, x0: float) -> ActivationsResult:
+    return ActivationsResult(
+        summary=summarize(depth, x0),
+        figures={
+            "curves": figures.curves_figure(),
+            "iterates": figures.iterates_figure(depth, x0),
+            "chain": figures.chain_figure(depth, x0),
+            "spread": figures.spread_figure(depth, x0),
+        },
+    )

@@ -1,0 +1,33 @@
+"""The explorer's view (/explore): one run, its Jacobian products and per-step contributions."""
+
+from __future__ import annotations
+
+from gradient_flow_lab.app.figures import explore as explore_figures
+from gradient_flow_lab.app.progress import report, sweep_ready
+from gradient_flow_lab.app.schemas import SimulationConfig
+from gradient_flow_lab.app.simulation import simulate
+from gradient_flow_lab.app.views.common import ViewResult, paper_checks, summarize
+
+
+def view(config: SimulationConfig) -> ViewResult:
+    report("forward and backward pass", 0.0)
+    sim = simulate(config)
+    sweep_ready(sim.grad_norms)
+    report("products of Jacobians and per-step contributions", 0.45)
+    jac = sim.jacobian
+    sim.contribution_norms  # noqa: B018 (computed here, so the progress report is true)
+    checks = paper_checks(sim)
+    report("figures", 0.8)
+    return ViewResult(
+        primary=sim,
+        summary=summarize(sim),
+        checks=checks,
+        figures=explore_figures.build(sim),
+        series={
+            "grad_norms": sim.grad_norms,
+            "bound_log10": sim.bound_log10,
+            "jacobian": {"steps": jac.steps, "norms": jac.norms,
+                         "window_start": jac.window_start},
+            "contribution_norms": sim.contribution_norms,
+        },
+    )
