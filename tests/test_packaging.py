@@ -91,9 +91,30 @@ def server(installed, tmp_path_factory):
 def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed):
     where = subprocess.run(
         [str(installed / "bin" / "python"), "-c",
-         "import app, engine, templates, static; print(app.__file__, templates.__file__)"],
+         "import gradient_flow_lab.app, gradient_flow_lab.templates; "
+         "from gradient_flow_lab import engine; "
+         "print(gradient_flow_lab.app.__file__, gradient_flow_lab.templates.__file__, "
+         "engine.__file__)"],
         cwd=installed, capture_output=True, text=True, check=True).stdout
     assert str(installed) in where and str(ROOT) not in where
+
+
+def test_the_install_claims_one_top_level_name(installed):
+    """Nothing generic (app, engine, templates, static) lands in site-packages, where it would
+    overwrite or shadow another project's package of the same name."""
+    site = subprocess.run(
+        [str(installed / "bin" / "python"), "-c",
+         "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    ours = {path.name for path in Path(site).iterdir()
+            if path.is_dir() and not path.name.endswith((".dist-info", "__pycache__"))
+            and path.name not in ("pip", "_distutils_hack", "setuptools", "pkg_resources")}
+    assert "gradient_flow_lab" in ours
+    assert not ours & {"app", "engine", "templates", "static"}, ours
+    for name in ("app", "engine"):
+        failed = subprocess.run([str(installed / "bin" / "python"), "-c", f"import {name}"],
+                                cwd=installed, capture_output=True, text=True)
+        assert failed.returncode != 0 and "No module named" in failed.stderr
 
 
 @pytest.mark.parametrize("path", ["/", "/explore", "/activations", "/bptt", "/cells",
