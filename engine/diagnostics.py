@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
+from ._types import BoolArray, FloatArray
 from .bptt import Trace, backward_layers, target_mask
 from .cells import CELL_MODULES, cuts_gradient
-from .params import GATES
+from .params import CARRY_GATE, GATES
 
 DEFAULT_MAX_ELEMENTS = 2**21  # about 16 MB per float64 work buffer
 
@@ -140,19 +142,112 @@ def loss_reach(trace: Trace, *, max_loss_steps: int = 64,
     return LossReach(loss_steps, reach.transpose(2, 0, 1))  # (L, T, N) -> (N, L, T)
 
 
-def carry_gain(trace: Trace) -> np.ndarray | None:
-    """How much of an error at the last step survives back to step t along the carry path alone:
-    prod_{s=t+1}^{T-1} f_s for lstm (the constant error carousel: 1 when f = 1), and
-    prod_{s=t+1}^{T-1} z_s for gru (PyTorch's z is the carry gate). None for rnn.
-    Returns (L, T, B, H), 1 at t = T-1."""
-    carry = {"lstm": "f", "gru": "z"}.get(trace.cell_type)
+def log_carry_gain(trace: Trace) -> FloatArray | None:
+    """Natural log of the carry gain: how much of an error at the last step survives back to
+    step t along the carry path alone, prod_{s=t+1}^{T-1} gate_s, with gate f for lstm (the
+    constant error carousel of Hochreiter & Schmidhuber 1997: the gain stays 1 when f = 1) and
+    z for gru (in PyTorch's ``nn.GRU`` convention z is the carry gate, Cho et al. 2014 call it
+    1 - z).
+
+    Summed in log space, so a gain of 10^-400 is still a number (ln gain = -921): the product
+    itself underflows to 0. -inf where a gate is exactly 0.
+
+    Returns:
+        (L, T, B, H) ln gain, in nats; 0 at t = T-1. None for rnn (no carry).
+    """
+    carry = CARRY_GATE.get(trace.cell_type)
     if carry is None:
         return None
     gate = trace.gates[carry]  # (L, T, B, H)
-    gain = np.ones_like(gate)
-    # reverse cumulative product of gate[t+1:] along time
-    gain[:, :-1] = np.cumprod(gate[:, :0:-1], axis=1)[:, ::-1]
-    return gain
+    with np.errstate(divide="ignore"):
+        logs = np.log(gate)
+    out = np.zeros_like(logs)
+    # reverse cumulative sum of ln gate[t+1:] along time
+    out[:, :-1] = np.cumsum(logs[:, :0:-1], axis=1)[:, ::-1]
+    return out
+
+
+def carry_gain(trace: Trace) -> FloatArray | None:
+    """The carry gain prod_{s=t+1}^{T-1} gate_s itself: exp of ``log_carry_gain`` (see there),
+    0 where it underflows float64.
+
+    Returns:
+        (L, T, B, H), 1 at t = T-1; None for rnn.
+    """
+    log_gain = log_carry_gain(trace)
+    if log_gain is None:
+        return None
+    with np.errstate(under="ignore"):
+        return np.exp(log_gain)
+
+
+def log_mean_exp(logs: npt.ArrayLike) -> float:
+    """ln of the mean of exp(logs) over every entry, without underflow or overflow: the log of
+    a mean gain from the logs of the gains (e.g. ``log_carry_gain(trace)[layer, t]``).
+
+    Args:
+        logs: any shape, natural logs (nats); -inf stands for 0.
+    Returns:
+        ln mean(exp(logs)); -inf when every entry is -inf, nan if any is nan.
+    Raises:
+        ValueError: ``logs`` is empty.
+    """
+    values = np.asarray(logs, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("log_mean_exp needs at least one value, got an empty array")
+    top = float(np.max(values))
+    if not np.isfinite(top):
+        return top
+    return top + float(np.log(np.mean(np.exp(values - top))))
+
+
+def retention(norms: npt.ArrayLike) -> float:
+    """How much of the gradient at the last step is still there at the first:
+    ||d loss / d h_0|| / ||d loss / d h_{T-1}|| (a plain ratio, unitless).
+
+    Args:
+        norms: (T,) gradient norms of one layer, e.g. ``grad_norms(trace)[-1]``.
+    Returns:
+        The ratio; nan if either norm is 0 or not finite (no ratio to speak of).
+    Raises:
+        ValueError: ``norms`` is not one-dimensional with at least one step.
+    """
+    values = np.asarray(norms, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"norms must be one-dimensional (T,) with T >= 1, got shape "
+                         f"{values.shape}")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = float(values[0] / values[-1])
+    return ratio if np.isfinite(ratio) else float("nan")
+
+
+def reach_band(loss_steps: npt.ArrayLike, seq_len: int,
+               truncation: int | None = None) -> BoolArray:
+    """Where d L_t / d h_s may be non-zero in ``loss_reach``'s matrix: s <= t and, with truncated
+    BPTT, s in the same chunk as t (s >= k * floor(t / k)), since truncation cuts the gradient
+    at every chunk start (``engine.cells.cuts_gradient``).
+
+    Args:
+        loss_steps: (N,) the loss steps t, each in 0..T-1.
+        seq_len: T >= 1.
+        truncation: None for full BPTT, or the chunk length k >= 1.
+    Returns:
+        (N, T) bool.
+    Raises:
+        ValueError: ``seq_len`` < 1, ``truncation`` neither None nor an integer >= 1, or a loss
+            step outside 0..T-1.
+    """
+    if int(seq_len) != seq_len or seq_len < 1:
+        raise ValueError(f"seq_len must be an integer >= 1, got {seq_len!r}")
+    if truncation is not None and (int(truncation) != truncation or truncation < 1):
+        raise ValueError(f"truncation must be None or an integer >= 1, got {truncation!r}")
+    losses = np.asarray(loss_steps, dtype=np.int64).reshape(-1, 1)  # (N, 1)
+    if losses.size and (losses.min() < 0 or losses.max() >= seq_len):
+        raise ValueError(f"loss_steps must lie in 0..{seq_len - 1}, got "
+                         f"[{losses.min()}, {losses.max()}]")
+    states = np.arange(seq_len)[None, :]  # (1, T)
+    start = 0 if truncation is None else (losses // truncation) * truncation  # (N, 1)
+    return (states <= losses) & (states >= start)
 
 
 def carry_path_grad_norms(trace: Trace) -> np.ndarray | None:
@@ -165,11 +260,10 @@ def carry_path_grad_norms(trace: Trace) -> np.ndarray | None:
     if trace.cell_type == "rnn":
         return None
     g = trace.gates
+    carry = g[CARRY_GATE[trace.cell_type]]  # (L, T, B, H)
     if trace.cell_type == "lstm":
-        carry = g["f"]
         inject = trace.grad_output * g["o"] * (1.0 - np.tanh(trace.cell) ** 2)
     else:
-        carry = g["z"]
         inject = trace.grad_output
     grad = np.empty_like(inject)  # (L, T, B, H)
     running = 0.0

@@ -16,6 +16,9 @@ import numpy as np
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+# The gate on the carry path: lstm's forget gate f (c' = f * c + ...), gru's update gate z
+# (h' = (1 - z) * n + z * h, PyTorch's convention); rnn has none.
+CARRY_GATE = {"lstm": "f", "gru": "z"}
 INITS = ("default", "normal", "orthogonal", "identity")
 
 
