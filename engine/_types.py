@@ -17,3 +17,4 @@ BoolArray: TypeAlias = npt.NDArray[np.bool_]
 AnyArray: TypeAlias = npt.NDArray[Any]
 Params: TypeAlias = dict[str, FloatArray]  # PyTorch state_dict keys -> float64 arrays
 Grads: TypeAlias = dict[str, FloatArray]  # same keys and shapes as the Params they belong to
+Cache: TypeAlias = dict[str, FloatArray]  # a cell's forward values that its backward reads

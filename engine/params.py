@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._types import FloatArray, Params
+
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
@@ -40,7 +42,7 @@ def init_params(
     scale: float | None = None,
     forget_bias: float = 0.0,
     seed: int | np.random.Generator = 0,
-) -> dict[str, np.ndarray]:
+) -> Params:
     """Fresh float64 parameters for a stacked recurrent network with a linear read-out.
 
     init:
@@ -73,7 +75,7 @@ def init_params(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     H = hidden_size
     bound = 1.0 / np.sqrt(H)
-    params: dict[str, np.ndarray] = {}
+    params: Params = {}
     for layer in range(num_layers):
         fan_in = input_size if layer == 0 else H
         if init == "default":
@@ -106,7 +108,7 @@ def init_params(
     return params
 
 
-def infer_sizes(cell: str, params: dict[str, np.ndarray]) -> tuple[int, int, int, int]:
+def infer_sizes(cell: str, params: Params) -> tuple[int, int, int, int]:
     """(input_size D, hidden_size H, output_size K, num_layers L) read off a parameter dict."""
     gates = num_gates(cell)
     num_layers = sum(1 for key in params if key.startswith("weight_hh_l"))
@@ -133,11 +135,11 @@ def infer_sizes(cell: str, params: dict[str, np.ndarray]) -> tuple[int, int, int
     return input_size, hidden, output_size, num_layers
 
 
-def _random_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
+def _random_orthogonal(rng: np.random.Generator, n: int) -> FloatArray:
     q, r = np.linalg.qr(rng.normal(size=(n, n)))
     return q * np.sign(np.diag(r))  # sign fix: makes Q Haar-distributed
 
 
-def _scale_factor(block: np.ndarray, target: float) -> float:
-    sigma_max = np.linalg.norm(block, 2)
+def _scale_factor(block: FloatArray, target: float) -> float:
+    sigma_max = float(np.linalg.norm(block, 2))
     return 0.0 if sigma_max == 0 else target / sigma_max

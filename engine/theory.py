@@ -47,9 +47,9 @@ def recurrent_spectra(cell: str, params: dict[str, FloatArray]) -> list[dict[str
     spectra = []
     for layer in range(num_layers):
         blocks = params[f"weight_hh_l{layer}"].reshape(-1, H, H)  # (G, H, H)
-        eigenvalues = np.linalg.eigvals(blocks)  # (G, H)
-        order = np.argsort(-np.abs(eigenvalues), axis=1)
-        eigenvalues = np.take_along_axis(eigenvalues, order, axis=1)
+        unsorted = np.asarray(np.linalg.eigvals(blocks), dtype=np.complex128)  # (G, H)
+        order = np.argsort(-np.abs(unsorted), axis=1)
+        eigenvalues = np.take_along_axis(unsorted, order, axis=1)
         singular_values = np.linalg.svd(blocks, compute_uv=False)  # (G, H), decreasing
         spectra.append({name: Spectrum(eigenvalues[k], singular_values[k])
                         for k, name in enumerate(GATE_NAMES[cell])})
