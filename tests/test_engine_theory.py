@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gradient_flow_lab import engine
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import simulate
 
@@ -40,3 +41,47 @@ def test_simulation_bound_keeps_its_numbers(config, expected):
 
 def test_gated_cells_have_no_bound():
     assert simulate(SimulationConfig(cell="lstm", seq_len=5, hidden_size=3)).bound_log10 is None
+
+
+def brute_force_bound(direct, rate, truncation=None):
+    """b_t = sum over s >= t in t's chunk of rate^(s - t) g_s, summed directly."""
+    T = len(direct)
+    bound = np.zeros(T)
+    for t in range(T):
+        end = T if truncation is None else min(T, (t // truncation + 1) * truncation)
+        bound[t] = sum(rate ** (s - t) * direct[s] for s in range(t, end))
+    return bound
+
+
+@pytest.mark.parametrize("truncation", [None, 1, 3, 7])
+@pytest.mark.parametrize("rate", [0.0, 0.4, 1.0, 2.5])
+def test_pascanu_recursion_matches_the_sum_it_stands_for(rate, truncation):
+    direct = np.random.default_rng(0).uniform(0.0, 2.0, 11)
+    direct[4] = 0.0  # a step with no loss of its own
+    got = engine.pascanu_bound(direct, rate, truncation)
+    np.testing.assert_allclose(got, brute_force_bound(direct, rate, truncation), rtol=1e-12)
+
+
+def test_pascanu_bound_for_one_error_is_the_geometric_closed_form():
+    log_bound = engine.pascanu_log10_bound(3.0 * np.eye(50)[-1], 0.8)
+    expected = np.log10(3.0) + np.arange(49, -1, -1) * np.log10(0.8)
+    np.testing.assert_allclose(log_bound, expected, rtol=1e-12)
+
+
+def test_pascanu_bound_stays_a_number_where_float64_overflows():
+    log_bound = engine.pascanu_log10_bound(np.ones(1000), 10.0)
+    assert log_bound[0] == pytest.approx(999.0 + np.log10(1 / 0.9), rel=1e-12)
+    assert engine.pascanu_bound(np.ones(1000), 10.0)[0] == np.inf
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((np.ones((2, 3)), 1.0), "one-dimensional"),
+    ((np.array([1.0, -1.0]), 1.0), ">= 0"),
+    ((np.ones(3), -0.5), "rate"),
+    ((np.ones(3), float("nan")), "rate"),
+    ((np.ones(3), 1.0, 0), "truncation"),
+    ((np.ones(3), 1.0, 2.5), "truncation"),
+])
+def test_pascanu_bound_rejects_what_it_cannot_mean(args, message):
+    with pytest.raises(ValueError, match=message):
+        engine.pascanu_log10_bound(*args)
