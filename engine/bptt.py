@@ -221,6 +221,7 @@ def backward_layers(cell: str, params: Params, caches: Sequence[Cache], grad_top
     """Backward through every layer, top first, from d loss / d h^{top} given at each step.
 
     grad_top: (T, ..., B, H); extra axes after time are carried through (see ``engine.cells``).
+    caches: the L per-layer caches of the cells' ``forward``.
     Returns, per layer from the bottom, (grad_x_proj, grad_h_proj, grad_hidden, grad_cell,
     grad_output), each with grad_top's leading axes.
     """

@@ -291,7 +291,9 @@ def carry_path_grad_norms(trace: Trace) -> np.ndarray | None:
     z-gated copy of h (dh_t = z_{t+1} dh_{t+1} + d loss / d h_t|outside). Set against
     ``cell_grad_norms`` / ``grad_norms`` it shows how much arrives through the carry and how much
     through the gates' recurrent weights. Truncation cuts it like the full gradient.
-    None for rnn. Returns (L, T)."""
+    The lstm recursion is the constant error carousel of Hochreiter & Schmidhuber (1997) with
+    the forget gate of Gers et al. (2000); the gru one follows PyTorch's ``nn.GRU`` equations.
+    None for rnn. Returns (L, T), in the units of the gradient."""
     if trace.cell_type == "rnn":
         return None
     g = trace.gates

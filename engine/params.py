@@ -25,6 +25,11 @@ INITS = ("default", "normal", "orthogonal", "identity")
 
 
 def num_gates(cell: str) -> int:
+    """G, the gate blocks stacked in ``weight_hh``: 1 rnn, 4 lstm, 3 gru.
+
+    Raises:
+        ValueError: ``cell`` is not "rnn", "lstm" or "gru".
+    """
     try:
         return GATES[cell]
     except KeyError:
@@ -62,6 +67,9 @@ def init_params(
         an int or a ``np.random.Generator``; the same seed gives the same numbers.
     Returns:
         dict of float64 arrays, keys and shapes as in the module docstring.
+    Raises:
+        ValueError: unknown cell or init, a size that is not a positive integer, or a scale
+            that is negative or not finite.
     """
     gates = num_gates(cell)
     if init not in INITS:
@@ -109,7 +117,11 @@ def init_params(
 
 
 def infer_sizes(cell: str, params: Params) -> tuple[int, int, int, int]:
-    """(input_size D, hidden_size H, output_size K, num_layers L) read off a parameter dict."""
+    """(input_size D, hidden_size H, output_size K, num_layers L) read off a parameter dict.
+
+    Raises:
+        ValueError: unknown cell, a missing key, or an array whose shape does not fit the rest.
+    """
     gates = num_gates(cell)
     num_layers = sum(1 for key in params if key.startswith("weight_hh_l"))
     if num_layers == 0 or "head.weight" not in params:

@@ -87,6 +87,9 @@ def delayed_recall(rng: np.random.Generator, batch_size: int, lag: int,
     noise: standard deviation of Gaussian noise added to the symbol channels during the lag,
     which a network must learn to ignore (a gated cell can shut its input gate; a plain RNN
     cannot).
+
+    Raises:
+        ValueError: lag < 1 or batch_size < 1.
     """
     _check_batch_size(batch_size)
     seq_len = sequence_length("delayed_recall", lag)
@@ -110,6 +113,9 @@ def temporal_order(rng: np.random.Generator, batch_size: int, lag: int) -> Batch
     in [0.1T, 0.2T] and [0.5T, 0.6T]. Classify their order: XX, XY, YX or YY (4 classes).
 
     Channels: a, b, c, d, X, Y, start, end. T = max(lag, 10).
+
+    Raises:
+        ValueError: batch_size < 1 or a lag that is not an integer.
     """
     _check_batch_size(batch_size)
     seq_len = sequence_length("temporal_order", lag)
@@ -141,6 +147,9 @@ def adding(rng: np.random.Generator, batch_size: int, lag: int) -> Batch:
 
     Predicting the mean sum, 1, has an expected squared error of 1/6: the "chance" level.
     T = max(lag, 2).
+
+    Raises:
+        ValueError: batch_size < 1 or a lag that is not an integer.
     """
     _check_batch_size(batch_size)
     seq_len = sequence_length("adding", lag)
