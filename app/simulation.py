@@ -49,31 +49,14 @@ class Simulation:
 
     @cached_property
     def bound_log10(self) -> np.ndarray | None:
-        """Pascanu et al.'s bound on ||d loss / d h_t|| of the top layer, log10, (T,); rnn only.
-
-        Each loss L_s reaches h_t through s - t Jacobians of norm <= gamma * sigma_max, so
-        ||d loss / d h_t|| <= b_t with b_t = g_t + gamma sigma_max b_{t+1}, g_t the norm of the
-        head's gradient at step t; truncation cuts the recursion at chunk starts. Computed in
-        log space so a bound of 10^900 is still a number to draw. For loss at the last step only
-        this is exactly ||d loss / d h_{T-1}|| (gamma sigma_max)^(T-1-t).
-        """
+        """Pascanu et al.'s bound on ||d loss / d h_t|| of the top layer, log10, (T,); rnn only
+        (see ``engine.pascanu_log10_bound``: rate gamma * sigma_max, the head's gradient norms
+        as the direct terms, cut at the chunk starts of truncated BPTT)."""
         if self.gamma is None:
             return None
-        rate = self.gamma * self.sigma_max[-1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_rate = np.log10(rate)
-            log_direct = np.log10(engine.norm(self.trace.grad_output[-1], axis=(1, 2)))  # (T,)
-        truncation = self.config.truncation_or_none
-        bound = np.empty_like(log_direct)
-        running = -np.inf
-        with np.errstate(invalid="ignore"):
-            for t in range(len(bound) - 1, -1, -1):
-                if truncation and (t + 1) % truncation == 0:
-                    running = -np.inf  # nothing flows back across a chunk boundary
-                running = np.logaddexp(log_direct[t] * np.log(10), (running + log_rate)
-                                       * np.log(10)) / np.log(10)
-                bound[t] = running
-        return bound
+        return engine.pascanu_log10_bound(
+            engine.norm(self.trace.grad_output[-1], axis=(1, 2)),  # (T,)
+            self.gamma * self.sigma_max[-1], self.config.truncation_or_none)
 
     @cached_property
     def jacobian(self) -> engine.JacobianNorms:

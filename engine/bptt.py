@@ -13,10 +13,13 @@ Letters in shapes: T steps, B batch, D inputs, H hidden units, K classes, L laye
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
+from ._types import AnyArray, BoolArray, Cache, FloatArray, Params
 from .cells import CELL_MODULES
 from .params import GATE_NAMES, infer_sizes
 
@@ -50,37 +53,43 @@ class Trace:
     nonlinearity: str
     truncation: int | None
     loss: float
-    step_loss: np.ndarray
-    logits: np.ndarray
-    hidden: np.ndarray
-    grad_hidden: np.ndarray
-    grad_output: np.ndarray
-    cell: np.ndarray | None
-    grad_cell: np.ndarray | None
-    gates: dict[str, np.ndarray]
-    grad_h_proj: np.ndarray
-    grads: dict[str, np.ndarray]
-    initial_hidden: np.ndarray  # (L, B, H)
-    initial_cell: np.ndarray | None  # (L, B, H) for lstm
-    inputs: np.ndarray  # (T, B, D)
-    targets: np.ndarray  # (T, B) class indices, or (T, B, K) floats for "mse"
+    step_loss: FloatArray
+    logits: FloatArray
+    hidden: FloatArray
+    grad_hidden: FloatArray
+    grad_output: FloatArray
+    cell: FloatArray | None
+    grad_cell: FloatArray | None
+    gates: dict[str, FloatArray]
+    grad_h_proj: FloatArray
+    grads: Params
+    initial_hidden: FloatArray  # (L, B, H)
+    initial_cell: FloatArray | None  # (L, B, H) for lstm
+    inputs: FloatArray  # (T, B, D)
+    targets: AnyArray  # (T, B) class indices, or (T, B, K) floats for "mse"
     loss_kind: str  # "cross_entropy" | "mse"
     overflow_step: int | None
     grad_overflow_step: int | None
-    params: dict[str, np.ndarray] = field(repr=False)
-    caches: tuple = field(repr=False)  # per-layer forward caches, for the diagnostics
+    params: Params = field(repr=False)
+    caches: tuple[Cache, ...] = field(repr=False)  # per-layer forward caches, for diagnostics
 
     @property
     def num_layers(self) -> int:
-        return self.hidden.shape[0]
+        """L."""
+        return int(self.hidden.shape[0])
 
     @property
     def seq_len(self) -> int:
-        return self.hidden.shape[1]
+        """T."""
+        return int(self.hidden.shape[1])
 
 
-def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, h0=None,
-        loss="cross_entropy") -> Trace:
+InitialState = npt.ArrayLike | tuple[npt.ArrayLike, npt.ArrayLike] | None
+
+
+def run(cell: str, params: Params, inputs: npt.ArrayLike, targets: npt.ArrayLike, *,
+        nonlinearity: str = "tanh", truncation: int | None = None, h0: InitialState = None,
+        loss: str = "cross_entropy") -> Trace:
     """Forward pass, loss and full (or truncated) BPTT.
 
     cell:        "rnn" | "lstm" | "gru".
@@ -95,6 +104,11 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
     h0:          None (zeros), or (L, B, H); for lstm None or a pair (h0, c0) of (L, B, H).
     loss:        "cross_entropy" (default) or "mse".
     Overflow is a result, not an error: the run completes and reports ``overflow_step``.
+
+    Raises:
+        ValueError: unknown cell, nonlinearity or loss; truncation not None or an integer >= 1;
+            params whose shapes do not fit the cell; inputs, targets or h0 of the wrong shape,
+            or targets outside [0, K) (-1 allowed) for cross-entropy.
     """
     if cell not in CELL_MODULES:
         raise ValueError(f"cell must be one of {sorted(CELL_MODULES)}, got {cell!r}")
@@ -105,6 +119,7 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
     input_size, H, K, L = infer_sizes(cell, params)
     inputs = np.asarray(inputs, dtype=np.float64)
     targets = np.asarray(targets)
+    loss_fn: Callable[[FloatArray, AnyArray], tuple[FloatArray, FloatArray]]
     if inputs.ndim != 3 or inputs.shape[2] != input_size:
         raise ValueError(f"inputs must be (T, B, {input_size}), got {inputs.shape}")
     T, B, _ = inputs.shape
@@ -129,7 +144,9 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # Forward, layer by layer: each layer's whole input projection is one matmul.
-        layer_inputs, caches, hidden = [], [], []
+        layer_inputs: list[FloatArray] = []
+        caches: list[Cache] = []
+        layer_hidden: list[FloatArray] = []
         x = inputs
         for layer in range(L):
             x_proj = affine(x, params[f"weight_ih_l{layer}"].T,
@@ -139,9 +156,9 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
                                       None if c0 is None else c0[layer], nonlinearity)
             layer_inputs.append(x)
             caches.append(cache)
-            hidden.append(h)
+            layer_hidden.append(h)
             x = h
-        hidden = np.stack(hidden)  # (L, T, B, H)
+        hidden = np.stack(layer_hidden)  # (L, T, B, H)
 
         logits = affine(hidden[-1], params["head.weight"].T, params["head.bias"])  # (T, B, K)
         step_loss, grad_logits = loss_fn(logits, targets)
@@ -178,7 +195,8 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
         grad_hidden=grad_hidden,
         grad_output=np.stack([b[4] for b in backward]),
         cell=cell_state,
-        grad_cell=np.stack([b[3] for b in backward]) if cell == "lstm" else None,
+        grad_cell=(np.stack([b[3] for b in backward if b[3] is not None]) if cell == "lstm"
+                   else None),
         gates=gates,
         grad_h_proj=np.stack([b[1] for b in backward]),
         grads={key: grads[key] for key in params},  # same key order as params
@@ -195,16 +213,21 @@ def run(cell, params, inputs, targets, *, nonlinearity="tanh", truncation=None, 
     )
 
 
-def backward_layers(cell, params, caches, grad_top, truncation=None):
+LayerGrads = tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray]
+
+
+def backward_layers(cell: str, params: Params, caches: Sequence[Cache], grad_top: FloatArray,
+                    truncation: int | None = None) -> list[LayerGrads]:
     """Backward through every layer, top first, from d loss / d h^{top} given at each step.
 
     grad_top: (T, ..., B, H); extra axes after time are carried through (see ``engine.cells``).
+    caches: the L per-layer caches of the cells' ``forward``.
     Returns, per layer from the bottom, (grad_x_proj, grad_h_proj, grad_hidden, grad_cell,
     grad_output), each with grad_top's leading axes.
     """
     module = CELL_MODULES[cell]
     num_layers = len(caches)
-    results = [None] * num_layers
+    results: list[LayerGrads | None] = [None] * num_layers
     grad_output = grad_top
     for layer in range(num_layers - 1, -1, -1):
         grad_x_proj, grad_h_proj, grad_hidden, grad_cell = module.backward(
@@ -212,19 +235,20 @@ def backward_layers(cell, params, caches, grad_top, truncation=None):
         results[layer] = (grad_x_proj, grad_h_proj, grad_hidden, grad_cell, grad_output)
         if layer:
             grad_output = affine(grad_x_proj, params[f"weight_ih_l{layer}"])  # to the layer below
-    return results
+    return [r for r in results if r is not None]  # all filled in by the loop above
 
 
-def affine(x, weight, bias=None):
+def affine(x: FloatArray, weight: FloatArray, bias: FloatArray | None = None) -> FloatArray:
     """x @ weight (+ bias) over the last axis, as one 2-D matrix product: on a (T, B, D) array
-    NumPy's @ would call BLAS once per step (measured 2x slower at B = 1)."""
+    NumPy's @ would call BLAS once per step (measured 2x slower at B = 1).
+    x: (..., D); weight: (D, K); bias: (K,). Returns (..., K)."""
     out = (x.reshape(-1, x.shape[-1]) @ weight).reshape(*x.shape[:-1], weight.shape[-1])
     if bias is not None:
         out += bias
     return out
 
 
-def _cross_entropy(logits, targets):
+def _cross_entropy(logits: FloatArray, targets: AnyArray) -> tuple[FloatArray, FloatArray]:
     """logits: (T, B, K), targets: (T, B). Returns step_loss (T,) and d loss / d logits."""
     has_target = targets >= 0  # (T, B)
     safe_targets = np.where(has_target, targets, 0)[..., None]
@@ -240,7 +264,7 @@ def _cross_entropy(logits, targets):
     return step_loss, grad_logits
 
 
-def _squared_error(outputs, targets):
+def _squared_error(outputs: FloatArray, targets: AnyArray) -> tuple[FloatArray, FloatArray]:
     """outputs, targets: (T, B, K); a NaN target row means no loss there.
     Returns step_loss (T,) and d loss / d outputs."""
     has_target = ~np.isnan(targets).any(axis=-1, keepdims=True)  # (T, B, 1)
@@ -248,21 +272,22 @@ def _squared_error(outputs, targets):
     return (error**2).sum(axis=(1, 2)), 2.0 * error
 
 
-def target_mask(trace: Trace) -> np.ndarray:
+def target_mask(trace: Trace) -> BoolArray:
     """(T, B) True where the step carries a loss term."""
     if trace.loss_kind == "mse":
-        return ~np.isnan(trace.targets).any(axis=-1)
-    return trace.targets >= 0
+        return np.asarray(~np.isnan(trace.targets).any(axis=-1))
+    return np.asarray(trace.targets >= 0)
 
 
-def _initial_state(cell, h0, num_layers, batch, hidden_size):
+def _initial_state(cell: str, h0: InitialState, num_layers: int, batch: int,
+                   hidden_size: int) -> tuple[FloatArray, FloatArray | None]:
     shape = (num_layers, batch, hidden_size)
     if h0 is None:
         return np.zeros(shape), (np.zeros(shape) if cell == "lstm" else None)
     if cell == "lstm":
         if not (isinstance(h0, tuple | list) and len(h0) == 2):
             raise ValueError("lstm h0 must be None or a pair (h0, c0), each (L, B, H)")
-        h, c = (np.asarray(a, dtype=np.float64) for a in h0)
+        h, c = np.asarray(h0[0], dtype=np.float64), np.asarray(h0[1], dtype=np.float64)
     else:
         h, c = np.asarray(h0, dtype=np.float64), None
     for name, array in (("h0", h), ("c0", c)):
@@ -271,12 +296,12 @@ def _initial_state(cell, h0, num_layers, batch, hidden_size):
     return h, c
 
 
-def _first_nonfinite_step(values):
+def _first_nonfinite_step(values: FloatArray) -> int | None:
     """values: (L, T, B, H) -> first t with a non-finite entry in any layer, or None."""
     bad = ~np.isfinite(values).all(axis=(0, 2, 3))  # (T,)
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def _last_nonfinite_step(values):
-    bad = ~np.isfinite(values).all(axis=(0, 2, 3))
+def _last_nonfinite_step(values: FloatArray) -> int | None:
+    bad = np.asarray(~np.isfinite(values).all(axis=(0, 2, 3)))  # (T,)
     return int(len(bad) - 1 - np.argmax(bad[::-1])) if bad.any() else None

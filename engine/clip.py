@@ -1,26 +1,36 @@
-"""Gradient clipping, the standard cure for exploding gradients, in its two common forms.
+"""Gradient clipping, the standard cure for exploding gradients (Pascanu, Mikolov & Bengio 2013,
+section 3.2), in the two forms PyTorch offers, and the measures that compare two gradients.
 
 Global-norm clipping rescales every gradient by one factor, so the update keeps its direction;
 clipping by value clamps each element on its own, which can turn the update.
+
+A gradient here is a dict {parameter name: array}, with the keys and shapes of the parameters
+(see ``engine.init_params``); the measures treat it as one long vector.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._types import Grads
 
-def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """sqrt of the sum of squares of every entry of every gradient (inf if any entry is inf)."""
+
+def global_norm(grads: Grads) -> float:
+    """sqrt of the sum of squares of every entry of every gradient, as the ``total_norm`` of
+    ``torch.nn.utils.clip_grad_norm_`` (inf if any entry is inf or the squares overflow)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
 
 
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float):
+def clip_grad_norm(grads: Grads, max_norm: float) -> tuple[Grads, float]:
     """As ``torch.nn.utils.clip_grad_norm_(parameters, max_norm)`` (2-norm), without mutating.
 
-    Returns (clipped, total_norm): every gradient times min(1, max_norm / (total_norm + 1e-6)),
-    and the global norm before clipping. As in PyTorch, a nan total norm makes every clipped
-    gradient nan, and an inf one zeroes the finite entries.
+    Returns:
+        (clipped, total_norm): every gradient times min(1, max_norm / (total_norm + 1e-6)), and
+        the global norm before clipping. As in PyTorch, a nan total norm makes every clipped
+        gradient nan, and an inf one zeroes the finite entries.
+    Raises:
+        ValueError: ``max_norm`` is not > 0.
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
@@ -31,16 +41,68 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float):
     return clipped, total_norm
 
 
-def clip_grad_value(grads: dict[str, np.ndarray], clip_value: float) -> dict[str, np.ndarray]:
-    """As ``torch.nn.utils.clip_grad_value_``: each entry clamped to [-clip_value, clip_value]."""
+def clip_grad_value(grads: Grads, clip_value: float) -> Grads:
+    """As ``torch.nn.utils.clip_grad_value_``: each entry clamped to [-clip_value, clip_value].
+
+    Raises:
+        ValueError: ``clip_value`` is not > 0.
+    """
     if not clip_value > 0:
         raise ValueError(f"clip_value must be > 0, got {clip_value!r}")
     return {key: np.clip(g, -clip_value, clip_value) for key, g in grads.items()}
 
 
-def cosine(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
-    """Cosine of the angle between two gradients seen as one long vector each (nan if either is
-    zero): 1 for global-norm clipping, possibly less for clipping by value."""
+def cosine(a: Grads, b: Grads) -> float:
+    """Cosine of the angle between two gradients seen as one long vector each: 1 for global-norm
+    clipping, possibly less for clipping by value.
+
+    Each gradient is first divided by its largest entry (which leaves the cosine unchanged), so
+    gradients of 1e200 still give a number. nan if either gradient is zero or not finite.
+
+    Raises:
+        ValueError: ``a`` and ``b`` do not have the same keys.
+    """
+    _check_same_keys(a, b)
+    a, b = _unit_scaled(a, a), _unit_scaled(b, b)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         dot = sum(float(np.sum(a[k] * b[k])) for k in a)
         return dot / (global_norm(a) * global_norm(b))
+
+
+def relative_difference(approx: Grads, exact: Grads) -> float:
+    """||approx - exact|| / ||exact|| over every parameter gradient at once (unitless), e.g.
+    truncated BPTT's gradient against the full one.
+
+    Both are divided by the largest entry of ``exact`` first, so gradients of 1e200 do not
+    overflow the squares.
+
+    Returns:
+        0 when the two are equal, nan when only ``exact`` is 0.
+    Raises:
+        ValueError: ``approx`` and ``exact`` do not have the same keys.
+    """
+    _check_same_keys(approx, exact)
+    unit = _largest_entry(exact)
+    with np.errstate(over="ignore", invalid="ignore"):
+        difference = global_norm({key: (approx[key] - exact[key]) / unit for key in exact})
+        scale = global_norm({key: value / unit for key, value in exact.items()})
+    if difference == 0:
+        return 0.0
+    return difference / scale if scale > 0 else float("nan")
+
+
+def _largest_entry(grads: Grads) -> float:
+    """max |entry| over every gradient, or 1 when that is 0 or not finite (nothing to scale)."""
+    largest = max((float(np.max(np.abs(g), initial=0.0)) for g in grads.values()), default=0.0)
+    return largest if np.isfinite(largest) and largest > 0 else 1.0
+
+
+def _unit_scaled(grads: Grads, by: Grads) -> Grads:
+    scale = _largest_entry(by)
+    return {key: value / scale for key, value in grads.items()}
+
+
+def _check_same_keys(a: Grads, b: Grads) -> None:
+    if a.keys() != b.keys():
+        raise ValueError(f"the two gradients must have the same keys, got {sorted(a)} and "
+                         f"{sorted(b)}")

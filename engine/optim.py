@@ -4,12 +4,24 @@ The formulas and defaults are PyTorch's (``torch.optim.SGD``, with and without m
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ._types import Grads, Params
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-def init_state(name: str, params: dict[str, np.ndarray]) -> dict:
+OptimizerState = dict[str, Any]  # sgd {}; momentum {"velocity"}; adam {"step", "m", "v"}
+
+
+def init_state(name: str, params: Params) -> OptimizerState:
+    """The optimiser's starting state (zeros, like PyTorch's lazily created buffers).
+
+    Raises:
+        ValueError: ``name`` is not "sgd", "momentum" or "adam".
+    """
     if name == "sgd":
         return {}
     if name == "momentum":
@@ -20,8 +32,19 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def step(name, params, grads, state, lr, *, momentum=0.9, betas=(0.9, 0.999), eps=1e-8):
-    """One update. Returns (new params, new state); the inputs are left untouched."""
+def step(name: str, params: Params, grads: Grads, state: OptimizerState, lr: float, *,
+         momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+         ) -> tuple[Params, OptimizerState]:
+    """One update, as ``torch.optim.SGD`` (momentum: v = mu v + g; p -= lr v) or
+    ``torch.optim.Adam`` (Kingma & Ba 2015, with bias correction). The inputs are left untouched.
+
+    Returns:
+        (new params, new state).
+    Raises:
+        ValueError: unknown ``name``, or ``lr`` not >= 0.
+    """
+    if not lr >= 0:
+        raise ValueError(f"lr must be a number >= 0, got {lr!r}")
     if name == "sgd":
         return {k: params[k] - lr * grads[k] for k in params}, state
     if name == "momentum":

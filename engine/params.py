@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._types import FloatArray, Params
+
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+# The gate on the carry path: lstm's forget gate f (c' = f * c + ...), gru's update gate z
+# (h' = (1 - z) * n + z * h, PyTorch's convention); rnn has none.
+CARRY_GATE = {"lstm": "f", "gru": "z"}
 INITS = ("default", "normal", "orthogonal", "identity")
 
 
 def num_gates(cell: str) -> int:
+    """G, the gate blocks stacked in ``weight_hh``: 1 rnn, 4 lstm, 3 gru.
+
+    Raises:
+        ValueError: ``cell`` is not "rnn", "lstm" or "gru".
+    """
     try:
         return GATES[cell]
     except KeyError:
@@ -37,7 +47,7 @@ def init_params(
     scale: float | None = None,
     forget_bias: float = 0.0,
     seed: int | np.random.Generator = 0,
-) -> dict[str, np.ndarray]:
+) -> Params:
     """Fresh float64 parameters for a stacked recurrent network with a linear read-out.
 
     init:
@@ -57,6 +67,9 @@ def init_params(
         an int or a ``np.random.Generator``; the same seed gives the same numbers.
     Returns:
         dict of float64 arrays, keys and shapes as in the module docstring.
+    Raises:
+        ValueError: unknown cell or init, a size that is not a positive integer, or a scale
+            that is negative or not finite.
     """
     gates = num_gates(cell)
     if init not in INITS:
@@ -70,7 +83,7 @@ def init_params(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     H = hidden_size
     bound = 1.0 / np.sqrt(H)
-    params: dict[str, np.ndarray] = {}
+    params: Params = {}
     for layer in range(num_layers):
         fan_in = input_size if layer == 0 else H
         if init == "default":
@@ -103,8 +116,12 @@ def init_params(
     return params
 
 
-def infer_sizes(cell: str, params: dict[str, np.ndarray]) -> tuple[int, int, int, int]:
-    """(input_size D, hidden_size H, output_size K, num_layers L) read off a parameter dict."""
+def infer_sizes(cell: str, params: Params) -> tuple[int, int, int, int]:
+    """(input_size D, hidden_size H, output_size K, num_layers L) read off a parameter dict.
+
+    Raises:
+        ValueError: unknown cell, a missing key, or an array whose shape does not fit the rest.
+    """
     gates = num_gates(cell)
     num_layers = sum(1 for key in params if key.startswith("weight_hh_l"))
     if num_layers == 0 or "head.weight" not in params:
@@ -130,11 +147,11 @@ def infer_sizes(cell: str, params: dict[str, np.ndarray]) -> tuple[int, int, int
     return input_size, hidden, output_size, num_layers
 
 
-def _random_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
+def _random_orthogonal(rng: np.random.Generator, n: int) -> FloatArray:
     q, r = np.linalg.qr(rng.normal(size=(n, n)))
     return q * np.sign(np.diag(r))  # sign fix: makes Q Haar-distributed
 
 
-def _scale_factor(block: np.ndarray, target: float) -> float:
-    sigma_max = np.linalg.norm(block, 2)
+def _scale_factor(block: FloatArray, target: float) -> float:
+    sigma_max = float(np.linalg.norm(block, 2))
     return 0.0 if sigma_max == 0 else target / sigma_max

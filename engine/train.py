@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import optim
-from .bptt import run
+from ._types import FloatArray, IntArray, Params
+from .bptt import InitialState, run
 from .clip import clip_grad_norm, clip_grad_value, global_norm
 from .diagnostics import norm
 from .params import init_params
-from .tasks import make_batch, task_shape
+from .tasks import Batch, make_batch, task_shape
 
 # Losses on these tasks start near log(8) or 1/6; one a million times larger has blown up, even if
 # it is still a finite number (a ReLU net can swing between 1e150 and 1e6 before reaching inf).
@@ -54,15 +57,19 @@ class StepRecord:
     accuracy: float | None  # at the answer step; None for the regression task
     grad_norm: float  # global norm of the (batch-mean) gradient before clipping
     grad_norm_clipped: float  # ... and after
-    time_steps: np.ndarray  # (n,) the steps t of the sequence the norms below belong to
-    grad_norms: np.ndarray  # (n,) ||d loss / d h_t|| of the top layer
+    time_steps: IntArray  # (n,) the steps t of the sequence the norms below belong to
+    grad_norms: FloatArray  # (n,) ||d loss / d h_t|| of the top layer (per sequence)
     diverged: bool  # loss or gradient inf or nan, or loss > DIVERGED_LOSS: this model stops
 
 
-def train(config: TrainConfig, *, params: dict[str, np.ndarray] | None = None
-          ) -> Iterator[StepRecord]:
+def train(config: TrainConfig, *, params: Params | None = None) -> Iterator[StepRecord]:
     """Yields one ``StepRecord`` per training step (one batch); stops after ``config.steps``
-    steps or right after a divergence."""
+    steps or right after a divergence.
+
+    params: start from these (keys as ``engine.init_params``) instead of a fresh init.
+    Raises (on the first ``next``):
+        ValueError: an unknown task, cell, optimizer or clip_mode, or sizes the engine rejects.
+    """
     input_size, output_size = task_shape(config.task)
     if params is None:
         params = init_params(config.cell, input_size, config.hidden_size, output_size,
@@ -77,14 +84,15 @@ def train(config: TrainConfig, *, params: dict[str, np.ndarray] | None = None
             return
 
 
-def _train_step(config, params, state, batch, step):
+def _train_step(config: TrainConfig, params: Params, state: optim.OptimizerState,
+                batch: Batch, step: int) -> tuple[Params, optim.OptimizerState, StepRecord]:
     seq_len, batch_size = batch.inputs.shape[:2]
     chunk = config.truncation or seq_len
-    h0 = None
+    h0: InitialState = None
     total_loss = 0.0
     grad_sum = {k: np.zeros_like(v) for k, v in params.items()}
     grad_hidden_norms = np.zeros(seq_len)
-    last_logits = None
+    last_logits = np.zeros(0)
     for start in range(0, seq_len, chunk):
         stop = min(start + chunk, seq_len)
         trace = run(config.cell, params, batch.inputs[start:stop], batch.targets[start:stop],
@@ -120,14 +128,14 @@ def _train_step(config, params, state, batch, step):
     return params, state, record
 
 
-def _has_target(batch, start, stop):
+def _has_target(batch: Batch, start: int, stop: int) -> npt.NDArray[np.bool_]:
     targets = batch.targets[start:stop]
     if batch.loss == "mse":
-        return ~np.isnan(targets).any(axis=-1)
-    return targets >= 0
+        return np.asarray(~np.isnan(targets).any(axis=-1))
+    return np.asarray(targets >= 0)
 
 
-def _clip(config, grads):
+def _clip(config: TrainConfig, grads: Params) -> Params:
     if not config.clip:
         return grads
     if config.clip_mode == "norm":
@@ -137,5 +145,6 @@ def _clip(config, grads):
     raise ValueError(f"clip_mode must be 'norm' or 'value', got {config.clip_mode!r}")
 
 
-def with_changes(config: TrainConfig, **changes) -> TrainConfig:
+def with_changes(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with some fields changed (``dataclasses.replace``)."""
     return replace(config, **changes)

@@ -158,10 +158,12 @@ def test_spectra_of_each_gate_block():
 
 def test_pascanu_bound_values_and_overflow():
     assert engine.derivative_bound("sigmoid") == 0.25 and engine.derivative_bound("tanh") == 1.0
-    np.testing.assert_allclose(engine.pascanu_bound(2.0, 4, 0.25), [0.125, 0.25, 0.5, 1.0])
-    log_bound = engine.pascanu_log10_bound(10.0, 1000, 1.0)
+    last_only = np.eye(4)[-1]  # one error of norm 1 at the last step
+    np.testing.assert_allclose(engine.pascanu_bound(last_only, 2.0 * 0.25),
+                               [0.125, 0.25, 0.5, 1.0])
+    log_bound = engine.pascanu_log10_bound(np.eye(1000)[-1], 10.0)
     assert log_bound[0] == pytest.approx(999.0) and log_bound[-1] == 0.0
-    assert engine.pascanu_bound(10.0, 1000, 1.0)[0] == np.inf
+    assert engine.pascanu_bound(np.eye(1000)[-1], 10.0)[0] == np.inf
 
 
 @pytest.mark.parametrize("scale", [1.0, 3.0, 3.9])
@@ -169,7 +171,7 @@ def test_sigmoid_rnn_jacobians_obey_the_pascanu_bound(scale):
     trace = make_trace("rnn", nonlinearity="sigmoid", init="orthogonal", scale=scale,
                        seq_len=30, layers=1, loss_at="last")
     jac = engine.jacobian_norms(trace)
-    bound = engine.pascanu_bound(scale, 30, 0.25)
+    bound = engine.pascanu_bound(np.eye(30)[-1], 0.25 * scale)
     assert np.all(jac.norms[0] <= bound[jac.steps] * (1 + 1e-9))
     # and so does the gradient of a loss at the last step
     norms = engine.grad_norms(trace)[0]

@@ -21,7 +21,14 @@ from gradient_flow_lab.app.figures.common import (
     figure,
     positive_or_none,
 )
-from gradient_flow_lab.engine import DERIVATIVE_BOUND, activation, activation_grad, compose
+from gradient_flow_lab.engine import (
+    DERIVATIVE_BOUND,
+    activation,
+    activation_grad,
+    compose,
+    grad_maxima,
+    sigmoid_fixed_point,
+)
 
 MAX_DEPTH = 50
 X0_LIMIT = 5.0
@@ -36,8 +43,6 @@ CURVE_X = np.arange(-120, 121) / 20.0  # (241,)
 # Starting points for the repeated-application figures: the x0 slider's range.
 START_X = np.arange(-100, 101) / 20.0  # (201,) in [-5, 5]
 EARLIER_DEPTHS = (1, 2, 3, 5, 10, 20, 30, 40)  # faint curves drawn under the chosen depth n
-
-
 
 
 def curves_figure() -> Figure:
@@ -59,7 +64,7 @@ def curves_figure() -> Figure:
     layout = _two_panels("The activation functions and their slopes",
                          "f(x)", "slope f′(x)", height=420)
     layout["yaxis2"]["range"] = [-0.05, 1.15]
-    maxima = grad_maxima()
+    maxima = grad_maxima(CURVE_X, ("sigmoid", "tanh"))
     layout["annotations"] += [
         _arrow_note(0.0, maxima["sigmoid"], f"sigmoid′ max = {maxima['sigmoid']:g} at x = 0",
                     ax=60, ay=-22, xanchor="left", colour=COLOURS["sigmoid"]),
@@ -176,21 +181,15 @@ def spread_figure(depth: int, x0: float | None = None) -> Figure:
     return figure(data, layout)
 
 
-
-
-
-
-
-
-
-
 def _scatter(**trace) -> dict:
     """A scatter trace (app.jsonsafe turns its arrays into plain lists)."""
     return dict(type="scatter", **trace)
 
 
 def check_depth(depth: int) -> None:
-    assert 0 <= depth <= MAX_DEPTH, f"depth must be in 0..{MAX_DEPTH}, got {depth}"
+    """Raises ValueError unless depth is an integer in 0..MAX_DEPTH (the figures' x range)."""
+    if isinstance(depth, bool) or int(depth) != depth or not 0 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be an integer in 0..{MAX_DEPTH}, got {depth!r}")
 
 
 def _two_panels(title: str, y_title: str, y2_title: str, *, x_title: str = "x",
@@ -231,17 +230,3 @@ def _log_decades(axis: dict, series: list) -> None:
 def _hline(y: float, xref: str, yref: str, colour: str) -> dict:
     return dict(type="line", xref=f"{xref} domain", x0=0, x1=1, yref=yref, y0=y, y1=y,
                 line=dict(color=colour, width=1.5, dash="dot"))
-
-
-def sigmoid_fixed_point() -> float:
-    """The x* with sigmoid(x*) = x* (about 0.6590). sigmoid^n(x) tends to it from every start,
-    because |sigmoid'| <= 0.25 < 1 makes x -> sigmoid(x) a contraction."""
-    x = 0.5
-    for _ in range(60):  # the error shrinks by at least 4x per step: 60 steps reach float64
-        x = float(activation("sigmoid", x))
-    return x
-
-
-def grad_maxima() -> dict[str, float]:
-    """The largest slope of each function, read off the grid (0 is on it)."""
-    return {name: float(activation_grad(name, CURVE_X).max()) for name in ("sigmoid", "tanh")}

@@ -26,7 +26,6 @@ from gradient_flow_lab.app.simulation import (
     Simulation,
 )
 
-CARRY_GATE = {"lstm": "f", "gru": "z"}
 if TYPE_CHECKING:  # figures draw what a view computed; they never import views at run time
     from gradient_flow_lab.app.views.cells import CellDiagnostics
 
@@ -35,18 +34,6 @@ GATE_LABELS = {
     "r": "r  reset gate", "z": "z  update (carry) gate", "n": "n  candidate",
 }
 GATE_RANGE = {"g": (-1.05, 1.05), "n": (-1.05, 1.05)}  # tanh; the rest are sigmoids in (0, 1)
-
-
-def sigmoid(x: float) -> float:
-    return float(0.5 + 0.5 * np.tanh(0.5 * x))
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- figures
@@ -213,17 +200,3 @@ def build(sim: Simulation, diag: CellDiagnostics | None = None) -> dict[str, Fig
     # base_layout gives every figure the same fixed uirevision: zoom survives Plotly.react.
     return {"gates": gates_figure(diag), "state": state_figure(diag),
             "gradients": gradient_figure(diag), "carry": carry_figure(diag)}
-
-
-# ---------------------------------------------------------------- checks
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------- the view
-
-

@@ -48,7 +48,7 @@ def retention_figure(sims: dict[str, Simulation]) -> Figure:
     the orders of magnitude the gradient loses between the last step and the first (bars on a
     log axis would start at an arbitrary floor and mislead)."""
     cells = list(sims)
-    ratios = np.array([retention(sims[cell]) for cell in cells])
+    ratios = np.array([engine.retention(sims[cell].grad_norms[-1]) for cell in cells])
     with np.errstate(divide="ignore", invalid="ignore"):
         orders = np.log10(ratios)
     orders = np.where(np.isfinite(orders), orders, np.nan)
@@ -64,12 +64,3 @@ def retention_figure(sims: dict[str, Simulation]) -> Figure:
     layout["yaxis"]["zeroline"] = True
     layout["yaxis"]["zerolinecolor"] = "#555555"
     return figure(data, layout)
-
-
-def retention(sim: Simulation) -> float:
-    """||d loss / d h_0|| / ||d loss / d h_{T-1}|| of the top layer: how much of the gradient at
-    the last step is still there at the first (nan if either is 0 or not finite)."""
-    norms = sim.grad_norms[-1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = float(norms[0] / norms[-1])
-    return ratio if np.isfinite(ratio) else float("nan")

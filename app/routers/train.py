@@ -25,7 +25,7 @@ from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.schemas import TrainingConfig
 from gradient_flow_lab.app.settings import Settings
-from gradient_flow_lab.engine.tasks import task_shape
+from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
 from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
@@ -101,9 +101,9 @@ async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
         cells = config.cell_list
         runs = {cell: train(engine_config(config, cell)) for cell in cells}
         input_size, output_size = task_shape(config.task)
-        seq_len = _sequence_length(config)
+        seq_len = sequence_length(config.task, config.lag)
         regression = config.task == "adding"
-        chance = 1.0 / 6.0 if regression else 1.0 / output_size
+        chance = chance_level(config.task)
         time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
                                .round().astype(int)).tolist()
         figures = train_figures.build(cells, regression, chance, time_steps)
@@ -150,12 +150,6 @@ def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
                                         "message": f"{cell} diverged at step {record.step}"}))
             del runs[cell]
     return events
-
-
-def _sequence_length(config: TrainingConfig) -> int:
-    if config.task == "delayed_recall":
-        return config.lag + 1
-    return max(config.lag, 10 if config.task == "temporal_order" else 2)
 
 
 @router.get("/train/stream",

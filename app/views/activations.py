@@ -9,7 +9,7 @@ import numpy as np
 
 from gradient_flow_lab.app.figures import activations as figures
 from gradient_flow_lab.app.figures.common import Figure
-from gradient_flow_lab.engine import DERIVATIVE_BOUND, compose
+from gradient_flow_lab.engine import DERIVATIVE_BOUND, compose, grad_maxima, sigmoid_fixed_point
 
 
 @dataclass
@@ -18,13 +18,11 @@ class ActivationsResult:
     figures: dict[str, Figure]
 
 
-
-
 def summarize(depth: int, x0: float) -> dict:
     """The numbers the page prints: the slope ceilings, and for each function the value and the
     chain product after n steps from x0 next to its best case (ceiling^n)."""
     figures.check_depth(depth)
-    maxima = figures.grad_maxima()
+    maxima = grad_maxima(figures.CURVE_X, ("sigmoid", "tanh"))
     chains = {}
     for name in ("sigmoid", "tanh"):
         values, products = compose(name, np.array([x0]), depth)  # (n + 1, 1) each
@@ -38,7 +36,7 @@ def summarize(depth: int, x0: float) -> dict:
         "x0": x0,
         "sigmoid_grad_max": maxima["sigmoid"],
         "tanh_grad_max": maxima["tanh"],
-        "sigmoid_fixed_point": figures.sigmoid_fixed_point(),
+        "sigmoid_fixed_point": sigmoid_fixed_point(),
         "chains": chains,
     }
 

@@ -21,45 +21,9 @@ from gradient_flow_lab.engine.params import GATES
 DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks for full BPTT
 
 
-
-
 # loss_reach pushes one upstream gradient per loss step back through the whole sequence: keep
 # N * T * L * G * H^2 (multiply-adds, per run) near one simulation's work budget.
 REACH_WORK = 250_000_000
-
-
-def relative_difference(approx: dict, exact: dict) -> float:
-    """||approx - exact|| / ||exact|| over every parameter gradient: 0 when they are equal,
-    nan when only the exact one is 0."""
-    # Scale both by the largest entry first, so gradients of 1e200 do not overflow the squares.
-    largest = max((float(np.max(np.abs(g), initial=0.0)) for g in exact.values()), default=0.0)
-    unit = largest if np.isfinite(largest) and largest > 0 else 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        difference = engine.global_norm({key: (approx[key] - exact[key]) / unit for key in exact})
-        scale = engine.global_norm({key: value / unit for key, value in exact.items()})
-    if difference == 0:
-        return 0.0
-    return difference / scale if scale > 0 else float("nan")
-
-
-def scaled_cosine(a: dict, b: dict) -> float:
-    """engine.cosine after dividing each gradient by its largest entry (the cosine does not
-    change), so gradients of 1e200 still give a number."""
-    def unit(grads: dict) -> dict:
-        largest = max((float(np.max(np.abs(g), initial=0.0)) for g in grads.values()),
-                      default=0.0)
-        scale = largest if np.isfinite(largest) and largest > 0 else 1.0
-        return {key: value / scale for key, value in grads.items()}
-    return engine.cosine(unit(a), unit(b))
-
-
-def band_mask(loss_steps: np.ndarray, seq_len: int, k: int | None) -> np.ndarray:
-    """(N, T) True where d L_t / d h_s may be non-zero: s <= t and, when truncated, s in the
-    same chunk as t (s >= k * floor(t / k))."""
-    states = np.arange(seq_len)[None, :]  # (1, T)
-    losses = np.asarray(loss_steps)[:, None]  # (N, 1)
-    start = 0 if k is None else (losses // k) * k
-    return (states <= losses) & (states >= start)
 
 
 def reach_check(reach: engine.LossReach, seq_len: int, k: int, overflow: int | None) -> dict:
@@ -70,7 +34,7 @@ def reach_check(reach: engine.LossReach, seq_len: int, k: int, overflow: int | N
     if overflow is not None:
         return check("truncation_reach", label, "n/a",
                      f"the truncated run overflowed at t = {overflow}")
-    inside = band_mask(reach.loss_steps, seq_len, k)[:, None, :]  # (N, 1, T)
+    inside = engine.reach_band(reach.loss_steps, seq_len, k)[:, None, :]  # (N, 1, T)
     outside = np.where(inside, 0.0, reach.norms)  # (N, L, T)
     leaks = int(np.count_nonzero(outside))
     touched = (reach.norms > 0) & ~np.isnan(reach.norms)  # (N, L, T)
@@ -94,8 +58,6 @@ def growth_premise(item: dict, config: SimulationConfig) -> dict:
     return check("growth", item["label"], "n/a",
                  "needs the loss at the last step only: with a loss at every step, h₀ "
                  f"collects all {config.seq_len} losses and h_T−1 just one ({item['detail']})")
-
-
 
 
 def view(config: SimulationConfig) -> ViewResult:
@@ -123,10 +85,10 @@ def view(config: SimulationConfig) -> ViewResult:
         "truncation_defaulted": config.truncation == 0,
         "truncation_is_exact": k >= T,
         "chunks": -(-T // k),
-        "relative_error": relative_difference(g_trunc, g_full),
-        "relative_error_whh": relative_difference({key: g_trunc[key] for key in recurrent},
-                                                  {key: g_full[key] for key in recurrent}),
-        "cosine": scaled_cosine(g_trunc, g_full),
+        "relative_error": engine.relative_difference(g_trunc, g_full),
+        "relative_error_whh": engine.relative_difference(
+            {key: g_trunc[key] for key in recurrent}, {key: g_full[key] for key in recurrent}),
+        "cosine": engine.cosine(g_trunc, g_full),
         "grad_global_norm_full": engine.global_norm(g_full),
         "grad_global_norm_truncated": engine.global_norm(g_trunc),
         "truncated_overflow_step": trunc.overflow_step,

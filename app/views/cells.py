@@ -11,7 +11,6 @@ import numpy as np
 
 from gradient_flow_lab import engine
 from gradient_flow_lab.app.figures import cells as figures
-from gradient_flow_lab.app.figures.cells import CARRY_GATE, sigmoid
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import Simulation, simulate
@@ -48,17 +47,6 @@ def carry_bias(sim: Simulation) -> float | None:
     return None if cfg.init == "default" else 0.0
 
 
-def log_carry_gain(sim: Simulation) -> np.ndarray:
-    """ln of the carry gain prod_{s>t} gate_s per (L, T, B, H), summed in log space so that a
-    gain of 10^-400 is still a number (the product itself would underflow to 0)."""
-    gate = sim.trace.gates[CARRY_GATE[sim.config.cell]]  # (L, T, B, H)
-    with np.errstate(divide="ignore"):
-        logs = np.log(gate)
-    out = np.zeros_like(logs)
-    out[:, :-1] = np.cumsum(logs[:, :0:-1], axis=1)[:, ::-1]
-    return out
-
-
 class CellDiagnostics:
     """The numbers behind the figures and checks, for one simulation, top layer."""
 
@@ -67,15 +55,14 @@ class CellDiagnostics:
         self.sim = sim
         self.layer = trace.num_layers - 1
         self.steps = np.arange(trace.seq_len)
-        self.carry_name = CARRY_GATE[sim.config.cell]
+        self.carry_name = engine.CARRY_GATE[sim.config.cell]
         self.grad_hidden = sim.grad_norms  # (L, T)
         self.grad_cell = engine.cell_grad_norms(trace)  # (L, T) or None
         self.carry_path = engine.carry_path_grad_norms(trace)  # (L, T)
         # The quantity the carry holds: c for lstm, h for gru.
         self.grad_state = self.grad_cell if self.grad_cell is not None else self.grad_hidden
-        log_gain = log_carry_gain(sim)  # (L, T, B, H)
-        with np.errstate(under="ignore"):
-            gain = np.exp(log_gain)
+        self.log_gain = log_gain = engine.log_carry_gain(trace)  # (L, T, B, H), nats
+        gain = engine.carry_gain(trace)  # (L, T, B, H)
         self.gain_mean = gain.mean(axis=(2, 3))  # (L, T)
         self.gain_min = gain.min(axis=(2, 3))
         self.gain_max = gain.max(axis=(2, 3))
@@ -90,7 +77,7 @@ class CellDiagnostics:
         if self.bias is None:
             return None
         with np.errstate(under="ignore"):
-            return sigmoid(self.bias) ** (self.steps[-1] - self.steps).astype(float)
+            return float(engine.sigmoid(self.bias)) ** (self.steps[-1] - self.steps).astype(float)
 
 
 def cell_checks(diag: CellDiagnostics) -> list[dict]:
@@ -163,8 +150,8 @@ def cell_checks(diag: CellDiagnostics) -> list[dict]:
                             f"input_scale = {cfg.input_scale:g} > {SMALL_INPUT:g}: the inputs "
                             f"move {gate} away from its bias"))
     else:
-        log_mean_gain = _log_mean_exp(log_carry_gain(sim)[layer, 0])
-        log_reference = (T - 1) * np.log(sigmoid(diag.bias))
+        log_mean_gain = engine.log_mean_exp(diag.log_gain[layer, 0])
+        log_reference = (T - 1) * np.log(float(engine.sigmoid(diag.bias)))
         tolerance = max(0.05, 0.05 * abs(log_reference))
         ok = bool(abs(log_mean_gain - log_reference) <= tolerance)
         checks.append(check(
@@ -172,13 +159,6 @@ def cell_checks(diag: CellDiagnostics) -> list[dict]:
             f"gain from t = 0 to T−1: {_exp10_text(log_mean_gain)} vs "
             f"σ({diag.bias:g})^{T - 1} = {_exp10_text(log_reference)}"))
     return checks
-
-
-def _log_mean_exp(logs: np.ndarray) -> float:
-    top = float(np.max(logs))
-    if not np.isfinite(top):
-        return top
-    return top + float(np.log(np.mean(np.exp(logs - top))))
 
 
 def _exp10_text(log_value: float) -> str:
@@ -203,7 +183,7 @@ def view(config: SimulationConfig) -> ViewResult:
     layer = diag.layer
     gate = diag.carry_name
     summary = summarize(sim)
-    log_gain = _log_mean_exp(log_carry_gain(sim)[layer, 0])
+    log_gain = engine.log_mean_exp(diag.log_gain[layer, 0])
     reference = diag.reference()
     summary.update({
         "cell_substituted": substituted,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradient_flow_lab import engine
 from gradient_flow_lab.app.figures import compare as figures
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
@@ -23,11 +24,10 @@ def cell_configs(config: SimulationConfig) -> dict[str, SimulationConfig]:
     return {cell: config.model_copy(update={"cell": cell}) for cell in CELLS}
 
 
-
-
 def keeps_more_check(sims: dict[str, Simulation], cell: str) -> dict:
     label = f"{cell.upper()} keeps more gradient than the plain RNN at t = 0"
-    mine, plain = figures.retention(sims[cell]), figures.retention(sims["rnn"])
+    mine = engine.retention(sims[cell].grad_norms[-1])  # top layer
+    plain = engine.retention(sims["rnn"].grad_norms[-1])
     if not (np.isfinite(mine) and np.isfinite(plain)):
         return check(f"{cell}_keeps_more", label, "n/a",
                      "a ratio is not finite (zero gradient or overflow)")
@@ -47,7 +47,7 @@ def view(config: SimulationConfig) -> ViewResult:
     report("figures", 0.85)
     cells = {}
     for cell, sim in sims.items():
-        cells[cell] = {**summarize(sim), "retention": figures.retention(sim)}
+        cells[cell] = {**summarize(sim), "retention": engine.retention(sim.grad_norms[-1])}
     overflowed = {cell: s["overflow_step"] for cell, s in cells.items()
                   if s["overflow_step"] is not None}
     summary = {

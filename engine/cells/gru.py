@@ -1,4 +1,6 @@
-"""GRU layer, exactly as ``torch.nn.GRU`` documents it (gate order r, z, n):
+"""GRU layer, exactly as the PyTorch ``torch.nn.GRU`` documentation writes it (gate order
+r, z, n); this is the variant of Cho et al. (2014), with the reset gate applied after the projection
+(r * (W_hn h + b_hn), as in cuDNN) rather than before it (W_hn (r * h)):
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)            reset gate
     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)            update gate
@@ -19,12 +21,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._types import Cache, FloatArray
 from .truncation import cuts_gradient
 
 
-def forward(x_proj, weight_hh, bias_hh, h0, c0=None, nonlinearity=None):
-    """x_proj: (T, B, 3H); weight_hh: (3H, H); bias_hh: (3H,); h0: (B, H).
-    Returns hidden (T, B, H) and the cache (gates (T, B, 3, H), h projection of n, ...)."""
+def forward(x_proj: FloatArray, weight_hh: FloatArray, bias_hh: FloatArray, h0: FloatArray,
+            c0: FloatArray | None = None, nonlinearity: str | None = None
+            ) -> tuple[FloatArray, Cache]:
+    """The recurrence over all T steps.
+
+    Args:
+        x_proj: (T, B, 3H) W_ih x_t + b_ih for every step; weight_hh: (3H, H); bias_hh: (3H,).
+        h0: (B, H). c0, nonlinearity: ignored (lstm and rnn only).
+    Returns:
+        hidden (T, B, H) and the cache (gates (T, B, 3, H), h_proj_n = W_hn h + b_hn (T, B, H),
+        h0, hidden).
+    """
     seq_len, batch, three_h = x_proj.shape
     H = three_h // 3
     # sigmoid(a) = 0.5 + 0.5 tanh(a / 2): halve the r and z pre-activations, one tanh for both.
@@ -48,9 +60,19 @@ def forward(x_proj, weight_hh, bias_hh, h0, c0=None, nonlinearity=None):
     return hidden, {"gates": gates, "h_proj_n": h_proj_n, "h0": h0, "hidden": hidden}
 
 
-def backward(grad_output, cache, weight_hh, truncation=None):
-    """grad_output: (T, ..., B, H). Returns (grad_x_proj, grad_h_proj, grad_hidden, None), the first
-    two (T, ..., B, 3H)."""
+def backward(grad_output: FloatArray, cache: Cache, weight_hh: FloatArray,
+             truncation: int | None = None
+             ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]:
+    """Exact BPTT through the recurrence (truncated at multiples of ``truncation``).
+
+    Args:
+        grad_output: (T, ..., B, H) d loss / d h_t from outside the recurrence.
+        cache: from ``forward``; weight_hh: (3H, H).
+    Returns:
+        (grad_x_proj, grad_h_proj, grad_hidden, None): d loss / d x_proj and d loss / d
+        (W_hh h + b_hh), both (T, ..., B, 3H) (they differ in the n block, which r scales), and
+        d loss / d h_t (T, ..., B, H).
+    """
     gates, h_proj_n = cache["gates"], cache["h_proj_n"]
     r, z, n = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2]  # each (T, B, H)
     h_prev = np.concatenate([cache["h0"][None], cache["hidden"][:-1]])  # (T, B, H)
@@ -63,7 +85,7 @@ def backward(grad_output, cache, weight_hh, truncation=None):
     grad_x = np.empty((seq_len, *extra, batch, 3, H))
     grad_h = np.empty_like(grad_x)
     grad_hidden = np.empty(grad_output.shape)
-    dh_next = 0.0
+    dh_next: FloatArray | float = 0.0
     for t in range(seq_len - 1, -1, -1):
         dh = np.add(grad_output[t], dh_next, out=grad_hidden[t])
         dx = grad_x[t]  # (..., B, 3, H): d a_r, d a_z, d a_n

@@ -1,4 +1,6 @@
-"""LSTM layer, as ``torch.nn.LSTM`` (gate order i, f, g, o in the stacked weights):
+"""LSTM layer, as the PyTorch ``torch.nn.LSTM`` documentation writes it (gate order i, f, g, o in
+the stacked weights); the cell c is the constant error carousel of Hochreiter & Schmidhuber
+(1997), with the forget gate f of Gers, Schmidhuber & Cummins (2000):
 
     i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input gate
     f = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget gate
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._types import Cache, FloatArray
 from .truncation import cuts_gradient
 
 # sigmoid(a) = 0.5 + 0.5 tanh(a / 2), so one tanh per step computes all four gates:
@@ -28,9 +31,21 @@ _PRE_SCALE = np.array([0.5, 0.5, 1.0, 0.5])[:, None]  # (4, 1) per gate block (i
 _POST_ADD = np.array([0.5, 0.5, 0.0, 0.5])[:, None]
 
 
-def forward(x_proj, weight_hh, bias_hh, h0, c0, nonlinearity=None):
-    """x_proj: (T, B, 4H); weight_hh: (4H, H); bias_hh: (4H,); h0, c0: (B, H).
-    Returns hidden (T, B, H) and the cache (gates (T, B, 4, H), cell (T, B, H), ...)."""
+def forward(x_proj: FloatArray, weight_hh: FloatArray, bias_hh: FloatArray, h0: FloatArray,
+            c0: FloatArray | None = None, nonlinearity: str | None = None
+            ) -> tuple[FloatArray, Cache]:
+    """The recurrence over all T steps.
+
+    Args:
+        x_proj: (T, B, 4H) W_ih x_t + b_ih for every step; weight_hh: (4H, H); bias_hh: (4H,).
+        h0, c0: (B, H) initial hidden and cell state. nonlinearity: ignored (rnn only).
+    Returns:
+        hidden (T, B, H) and the cache (gates (T, B, 4, H), cell (T, B, H), tanh_cell, c0).
+    Raises:
+        ValueError: ``c0`` is None (an lstm needs a cell state to start from).
+    """
+    if c0 is None:
+        raise ValueError("lstm needs c0, the initial cell state (B, H)")
     seq_len, batch, four_h = x_proj.shape
     H = four_h // 4
     pre_scale = np.repeat(_PRE_SCALE[:, 0], H)  # (4H,)
@@ -52,9 +67,18 @@ def forward(x_proj, weight_hh, bias_hh, h0, c0, nonlinearity=None):
     return hidden, {"gates": gates, "cell": cell, "tanh_cell": tanh_cell, "c0": c0}
 
 
-def backward(grad_output, cache, weight_hh, truncation=None):
-    """grad_output: (T, ..., B, H). Returns (grad_a, grad_a, grad_hidden, grad_cell), where grad_a
-    (T, ..., B, 4H) is d loss / d pre-activation of the four gates."""
+def backward(grad_output: FloatArray, cache: Cache, weight_hh: FloatArray,
+             truncation: int | None = None
+             ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]:
+    """Exact BPTT through the recurrence (truncated at multiples of ``truncation``).
+
+    Args:
+        grad_output: (T, ..., B, H) d loss / d h_t from outside the recurrence.
+        cache: from ``forward``; weight_hh: (4H, H).
+    Returns:
+        (grad_a, grad_a, grad_hidden, grad_cell), where grad_a (T, ..., B, 4H) is d loss / d
+        pre-activation of the four gates, grad_hidden and grad_cell (T, ..., B, H).
+    """
     gates, cell, tanh_cell = cache["gates"], cache["cell"], cache["tanh_cell"]
     i, f, g, o = (gates[:, :, k] for k in range(4))  # each (T, B, H)
     cell_prev = np.concatenate([cache["c0"][None], cell[:-1]])  # (T, B, H)
@@ -69,7 +93,8 @@ def backward(grad_output, cache, weight_hh, truncation=None):
     grad_a = np.empty((seq_len, *extra, batch, 4, H))
     grad_hidden = np.empty(grad_output.shape)
     grad_cell = np.empty(grad_output.shape)
-    dh_next = dc_next = 0.0
+    dh_next: FloatArray | float = 0.0
+    dc_next: FloatArray | float = 0.0
     for t in range(seq_len - 1, -1, -1):
         dh = np.add(grad_output[t], dh_next, out=grad_hidden[t])
         dc = np.multiply(dh, dc_from_dh[t], out=grad_cell[t])

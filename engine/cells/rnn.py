@@ -13,12 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._types import Cache, FloatArray
 from .truncation import cuts_gradient
 
 
-def forward(x_proj, weight_hh, bias_hh, h0, c0=None, nonlinearity="tanh"):
-    """x_proj: (T, B, H); weight_hh: (H, H); bias_hh: (H,); h0: (B, H).
-    Returns hidden (T, B, H) and the cache for ``backward``."""
+def forward(x_proj: FloatArray, weight_hh: FloatArray, bias_hh: FloatArray, h0: FloatArray,
+            c0: FloatArray | None = None, nonlinearity: str | None = "tanh"
+            ) -> tuple[FloatArray, Cache]:
+    """The recurrence over all T steps.
+
+    Args:
+        x_proj: (T, B, H) W_ih x_t + b_ih for every step (one matmul by the caller).
+        weight_hh: (H, H); bias_hh: (H,); h0: (B, H); c0: ignored (lstm only).
+        nonlinearity: "tanh" | "sigmoid" | "relu" (None means "tanh").
+    Returns:
+        hidden (T, B, H) and the cache for ``backward`` ({"dphi": (T, B, H)}).
+    Raises:
+        ValueError: unknown ``nonlinearity``.
+    """
+    nonlinearity = nonlinearity or "tanh"
     seq_len = x_proj.shape[0]
     pre = x_proj + bias_hh  # (T, B, H): both biases folded in once
     w_hh_t = np.ascontiguousarray(weight_hh.T)
@@ -46,12 +59,22 @@ def forward(x_proj, weight_hh, bias_hh, h0, c0=None, nonlinearity="tanh"):
     return hidden, {"dphi": dphi}
 
 
-def backward(grad_output, cache, weight_hh, truncation=None):
-    """grad_output: (T, ..., B, H). Returns (grad_pre, grad_pre, grad_hidden, None)."""
+def backward(grad_output: FloatArray, cache: Cache, weight_hh: FloatArray,
+             truncation: int | None = None
+             ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]:
+    """Exact BPTT through the recurrence (truncated at multiples of ``truncation``).
+
+    Args:
+        grad_output: (T, ..., B, H) d loss / d h_t from outside the recurrence.
+        cache: from ``forward``; weight_hh: (H, H).
+    Returns:
+        (grad_pre, grad_pre, grad_hidden, None): d loss / d a_t (T, ..., B, H) twice (input
+        and recurrent projections share the pre-activation), d loss / d h_t (T, ..., B, H).
+    """
     dphi = cache["dphi"]  # (T, B, H)
     grad_pre = np.empty(grad_output.shape)
     grad_hidden = np.empty(grad_output.shape)
-    dh_next = 0.0  # d loss / d h_t through h_{t+1}
+    dh_next: FloatArray | float = 0.0  # d loss / d h_t through h_{t+1}
     for t in range(dphi.shape[0] - 1, -1, -1):
         dh = np.add(grad_output[t], dh_next, out=grad_hidden[t])
         da = np.multiply(dh, dphi[t], out=grad_pre[t])
