@@ -22,7 +22,8 @@ DERIVATIVE_BOUND = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0}
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function 1 / (1 + exp(-x)), accurate in both tails (no exp overflow)."""
     # exp(-log(1 + exp(-x))); logaddexp never overflows and keeps tiny values like 1e-4000 -> 0.
-    return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
+    with np.errstate(invalid="ignore"):  # a nan input is a nan output, not a warning
+        return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
 
 
 def sigmoid_grad(x: np.ndarray) -> np.ndarray:
@@ -37,7 +38,9 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 def tanh_grad(x: np.ndarray) -> np.ndarray:
     """tanh'(x) = 1 / cosh(x)^2 = 4 e^{-2|x|} / (1 + e^{-2|x|})^2; its maximum is 1, at x = 0."""
-    e = np.exp(-2.0 * np.abs(np.asarray(x, dtype=float)))  # in (0, 1]: cannot overflow
+    # exp(-|x|) squared, not exp(-2|x|): 2|x| overflows (a warning) for |x| above ~9e307.
+    half = np.exp(-np.abs(np.asarray(x, dtype=float)))  # in [0, 1]: cannot overflow
+    e = half * half  # underflows quietly to 0 for |x| above ~373
     return 4.0 * e / (1.0 + e) ** 2
 
 

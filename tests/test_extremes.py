@@ -194,3 +194,76 @@ def test_hover_and_csv_values_are_true_values(client):
         assert float(text) == pytest.approx(norm, rel=1e-3)
     assert "customdata[0]" in line["hovertemplate"]
     assert np.isfinite(norms).all()
+
+
+# ---------------------------------------------------------------- 1. norms of huge finite values
+
+
+RELU_EXPLODING = {"cell": "rnn", "nonlinearity": "relu", "init": "orthogonal", "weight_scale": 10,
+                  "seq_len": 200}
+
+
+def test_finite_gradients_above_1e154_are_not_shown_as_overflow(client):
+    """Every share of dloss/dW_hh is finite (the largest about 3.93e156), the global norm about
+    1.55e157; squaring them overflowed and the page said the norm overflowed."""
+    status, document = post(client, {**RELU_EXPLODING, "clip": 1})
+    assert status == 200
+    assert document["nonfinite"] == {}
+    assert document["summary"]["overflow_step"] is None
+    shares = document["series"]["contribution_norms"][0]
+    assert shares[0] == 0.0 and all(s > 0 for s in shares[1:])
+    assert max(shares) == pytest.approx(3.93e156, rel=2e-3)
+    clipping = document["summary"]["clipping"]
+    assert clipping["norm"] == pytest.approx(1.5538e157, rel=1e-4)
+    assert clipping["clipped_norm"] == pytest.approx(1.0, rel=1e-6)
+    assert by_id(document)["clip"]["status"] == "pass"
+
+
+def test_global_norm_is_overflow_safe_and_clip_grad_norm_still_matches_pytorch():
+    from gradient_flow_lab import engine
+
+    grads = {"a": np.full((3, 4), 1e200), "b": np.array([-1e200, 0.0])}
+    assert engine.global_norm(grads) == pytest.approx(1e200 * math.sqrt(13), rel=1e-12)
+    assert engine.global_norm({"a": np.full(4, 1e-200)}) == pytest.approx(2e-200, rel=1e-12)
+    assert engine.global_norm({"a": np.array([1.0, np.inf])}) == math.inf
+    assert math.isnan(engine.global_norm({"a": np.array([np.inf, np.nan])}))
+    assert engine.global_norm({"a": np.zeros(3)}) == 0.0
+    # PyTorch's clip_grad_norm_ squares without scaling: its total norm is inf here, and so is
+    # ours (the comparison with torch itself is in test_engine_torch.py).
+    _, total = engine.clip_grad_norm(grads, 1.0)
+    assert total == math.inf
+
+
+def test_contribution_norms_of_huge_finite_shares_are_finite():
+    from gradient_flow_lab import engine
+
+    params = engine.init_params("rnn", 4, 16, 8, init="orthogonal", scale=10.0, seed=0)
+    inputs, targets = engine.random_batch(200, 2, 4, 8, seed=1)
+    trace = engine.run("rnn", params, inputs, targets, nonlinearity="relu")
+    norms = engine.contribution_norms(trace)[0]
+    direct = [np.linalg.norm(m / np.max(np.abs(m))) * np.max(np.abs(m)) if np.any(m) else 0.0
+              for m in engine.weight_grad_contributions(trace, 0)]
+    assert np.all(np.isfinite(norms)) and np.max(norms) > 1e160
+    np.testing.assert_allclose(norms, direct, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- 5. no warnings, any input
+
+
+def test_activations_and_derivatives_are_warning_free_over_all_of_float64():
+    """pytest turns warnings into errors here: tanh'(1e308) warned 'overflow in multiply'."""
+    from gradient_flow_lab import engine
+
+    biggest = np.finfo(float).max
+    x = np.array([-np.inf, -biggest, -1e308, -1e154, -710.0, -1.0, -5e-324, 0.0, 5e-324, 1.0,
+                  710.0, 1e154, 1e308, biggest, np.inf, np.nan])
+    for name in ("sigmoid", "tanh", "relu"):
+        values = engine.activation(name, x)
+        slopes = engine.activation_grad(name, x)
+        engine.compose(name, x, 3)
+        assert np.isnan(values[-1])
+        # nan in, nan out; relu's slope is (x > 0), 0 at nan, as in PyTorch's backward
+        assert np.isnan(slopes[-1]) if name != "relu" else slopes[-1] == 0.0
+        assert np.all(np.isfinite(slopes[:-1]))
+    assert engine.activation_grad("tanh", np.array([1e308]))[0] == 0.0
+    assert engine.activation_grad("sigmoid", np.array([0.0]))[0] == 0.25
