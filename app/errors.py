@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
@@ -39,14 +41,31 @@ def _allowed(name: str, model: type[BaseModel] = SimulationQuery) -> str | None:
     return None
 
 
+def _safe_input(value: object) -> object:
+    """The offending input as something strict JSON can always carry: NaN, infinities, lone
+    surrogates and deep structures become their (shortened) repr."""
+    if value is None or isinstance(value, bool | int) or (
+            isinstance(value, float) and math.isfinite(value)):
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value[:200]
+        except UnicodeEncodeError:
+            pass
+    return ascii(value)[:200]
+
+
 def describe(error: dict, model: type[BaseModel] = SimulationQuery) -> dict:
     loc = error.get("loc", ())
     name = str(loc[-1]) if len(loc) > 1 else ""
     allowed = _allowed(name, model)
     message = error.get("msg", "invalid value")
+    value = _safe_input(error.get("input"))
     if allowed:
-        message = f"{name} must be {allowed} (got {error.get('input')!r}): {message}"
-    return {**error, "field": name or None, "msg": message}
+        message = f"{name} must be {allowed} (got {value!r}): {message}"
+    clean = {key: item for key, item in error.items() if key not in ("input", "ctx", "url")}
+    return {**clean, "input": value, "field": name or None, "msg": message}
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:

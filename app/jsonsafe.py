@@ -33,6 +33,8 @@ def _clean(value: Any, path: str, nonfinite: dict[str, int]) -> Any:
         if value.dtype.kind == "c":
             return {"re": _clean(value.real, path + ".re", nonfinite),
                     "im": _clean(value.imag, path + ".im", nonfinite)}
+        if value.dtype.kind == "O":  # numbers with None gaps (see app.figures.common)
+            return _clean(value.tolist(), path, nonfinite)
         if value.dtype.kind == "f":
             bad = ~np.isfinite(value)
             if bad.any():
@@ -43,6 +45,15 @@ def _clean(value: Any, path: str, nonfinite: dict[str, int]) -> Any:
         return {str(k): _clean(v, f"{path}.{k}" if path else str(k), nonfinite)
                 for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if value and _is_series(value):
+            # A series or a grid of them, as figures build them: None is a deliberate gap (such
+            # as an exact 0 on a log axis) and is not reported; non-finite numbers are nulled
+            # and counted under the series' path.
+            counter = [0]
+            clean = _clean_series(value, counter)
+            if counter[0]:
+                nonfinite[path] = counter[0]
+            return clean
         return [_clean(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(value)]
     if isinstance(value, float | np.floating):
         if not math.isfinite(value):
@@ -54,6 +65,25 @@ def _clean(value: Any, path: str, nonfinite: dict[str, int]) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
+
+
+def _is_series(values: list | tuple) -> bool:
+    first = values[0]
+    if isinstance(first, list):
+        return all(isinstance(row, list) and (not row or _is_series(row)) for row in values)
+    return all(v is None or type(v) is float for v in values)
+
+
+def _clean_series(values: list | tuple, counter: list[int]) -> list:
+    if values and isinstance(values[0], list):
+        return [_clean_series(row, counter) for row in values]
+    out = []
+    for v in values:
+        if v is not None and not math.isfinite(v):
+            counter[0] += 1
+            v = None
+        out.append(v)
+    return out
 
 
 def to_strict(value: Any) -> tuple[Any, dict[str, int]]:

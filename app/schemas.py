@@ -15,7 +15,9 @@ WORK_BUDGET = 250_000_000
 
 
 class SimulationConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """One network and its data: every field bounded, NaN and infinities refused by name."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     cell: Literal["rnn", "lstm", "gru"] = Field("rnn", description="Recurrent cell type.")
     nonlinearity: Literal["tanh", "sigmoid", "relu"] = Field(
@@ -101,7 +103,7 @@ class TrainingConfig(BaseModel):
     """Query of ``GET /api/train/stream``; every field optional with the /train page's defaults.
     The names are stable: they appear in shared URLs."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     task: Literal["delayed_recall", "temporal_order", "adding"] = Field(
         "delayed_recall", description="Long-lag task.")

@@ -73,8 +73,11 @@ class Simulation:
         threshold = self.config.clip
         if not threshold:
             return {"threshold": None, "norm": total, "clipped_norm": total, "coef": 1.0}
-        clipped, _ = engine.clip_grad_norm(self.trace.grads, threshold)
+        # Clipping by the true norm (engine.clip_grad_norm follows PyTorch, whose norm is inf for
+        # entries above ~1e154 and would then zero the gradient; the page shows the real thing).
         coef = min(1.0, threshold / (total + 1e-6)) if np.isfinite(total) else float("nan")
+        with np.errstate(invalid="ignore", under="ignore"):
+            clipped = {key: grad * coef for key, grad in self.trace.grads.items()}
         return {"threshold": threshold, "norm": total,
                 "clipped_norm": engine.global_norm(clipped), "coef": coef}
 

@@ -32,7 +32,8 @@ Elementwise = Callable[[npt.ArrayLike], FloatArray]
 def sigmoid(x: npt.ArrayLike) -> FloatArray:
     """Logistic function 1 / (1 + exp(-x)), accurate in both tails (no exp overflow). (...)."""
     # exp(-log(1 + exp(-x))); logaddexp never overflows and keeps tiny values like 1e-4000 -> 0.
-    return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=np.float64)))
+    with np.errstate(invalid="ignore"):  # a nan input is a nan output, not a warning
+        return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=np.float64)))
 
 
 def sigmoid_grad(x: npt.ArrayLike) -> FloatArray:
@@ -48,7 +49,9 @@ def tanh(x: npt.ArrayLike) -> FloatArray:
 
 def tanh_grad(x: npt.ArrayLike) -> FloatArray:
     """tanh'(x) = 1 / cosh(x)^2 = 4 e^{-2|x|} / (1 + e^{-2|x|})^2; its maximum is 1, at x = 0."""
-    e = np.exp(-2.0 * np.abs(np.asarray(x, dtype=np.float64)))  # in (0, 1]: cannot overflow
+    # exp(-|x|) squared, not exp(-2|x|): 2|x| overflows (a warning) for |x| above ~9e307.
+    half = np.exp(-np.abs(np.asarray(x, dtype=np.float64)))  # in [0, 1]: cannot overflow
+    e = half * half  # underflows quietly to 0 for |x| above ~373
     return 4.0 * e / (1.0 + e) ** 2
 
 

@@ -16,8 +16,26 @@ from ._types import Grads
 
 
 def global_norm(grads: Grads) -> float:
-    """sqrt of the sum of squares of every entry of every gradient, as the ``total_norm`` of
-    ``torch.nn.utils.clip_grad_norm_`` (inf if any entry is inf or the squares overflow)."""
+    """The 2-norm of every entry of every gradient seen as one vector, without overflowing or
+    underflowing for finite entries (entries of 1e200 give about 1e200, not inf); inf if any
+    entry is inf, nan if any is nan. Scaled by the largest magnitude before squaring."""
+    arrays = [np.asarray(g, dtype=np.float64).ravel() for g in grads.values()]
+    if not arrays or not any(a.size for a in arrays):
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        scale = max(float(np.max(np.abs(a))) for a in arrays if a.size)
+    if any(np.isnan(a).any() for a in arrays):
+        return float("nan")
+    if not np.isfinite(scale) or scale == 0.0:
+        return scale  # inf, or 0
+    with np.errstate(under="ignore"):
+        total = sum(float(np.sum(np.square(a / scale))) for a in arrays)
+    return scale * float(np.sqrt(total))
+
+
+def _plain_norm(grads: Grads) -> float:
+    """sqrt of the sum of squares, as PyTorch's clip_grad_norm_ computes it in float64: inf once
+    a square overflows (entries above about 1e154), which clip_grad_norm must reproduce."""
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
 
@@ -34,7 +52,7 @@ def clip_grad_norm(grads: Grads, max_norm: float) -> tuple[Grads, float]:
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
-    total_norm = global_norm(grads)
+    total_norm = _plain_norm(grads)  # PyTorch's value, inf for entries above ~1e154
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         coef = np.minimum(max_norm / (total_norm + 1e-6), 1.0)
         clipped = {key: g * coef for key, g in grads.items()}

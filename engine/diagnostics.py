@@ -79,10 +79,20 @@ def contribution_norms(trace: Trace) -> FloatArray:
     """Frobenius norm of each step's share of d loss / d weight_hh, per layer, without building
     the matrices: ||sum_b a_b h_b^T||^2 = sum_{b,c} (a_b . a_c)(h_b . h_c). Returns (L, T)."""
     grad, h_prev = trace.grad_h_proj, previous_hidden(trace)  # (L,T,B,GH), (L,T,B,H)
-    with np.errstate(over="ignore", invalid="ignore"):
-        gram = (np.einsum("ltbg,ltcg->ltbc", grad, grad)
-                * np.einsum("ltbh,ltch->ltbc", h_prev, h_prev))  # (L, T, B, B)
-        return np.sqrt(np.maximum(gram.sum(axis=(2, 3)), 0.0))
+    # Scale each step's factors by their largest magnitude first: the Gram products square the
+    # entries, which overflowed for finite shares above about 1e154 (then shown as overflow).
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        scale_a = np.max(np.abs(grad), axis=(2, 3))  # (L, T)
+        scale_h = np.max(np.abs(h_prev), axis=(2, 3))
+        usable = np.isfinite(scale_a) & np.isfinite(scale_h) & (scale_a > 0) & (scale_h > 0)
+        a = grad / np.where(usable, scale_a, 1.0)[..., None, None]
+        h = h_prev / np.where(usable, scale_h, 1.0)[..., None, None]
+        gram = (np.einsum("ltbg,ltcg->ltbc", a, a)
+                * np.einsum("ltbh,ltch->ltbc", h, h))  # (L, T, B, B)
+        unit = np.sqrt(np.maximum(gram.sum(axis=(2, 3)), 0.0))
+        result = np.where(usable, scale_a * scale_h * unit, scale_a * scale_h)
+    bad = np.isnan(grad).any(axis=(2, 3)) | np.isnan(h_prev).any(axis=(2, 3))
+    return np.where(bad, np.nan, result)
 
 
 class JacobianNorms(NamedTuple):

@@ -58,7 +58,8 @@ def test_tiny_products_stay_numbers_not_null(client):
     assert 1e-40 < sigmoid["grad_product"] < 1e-30
     chain = document["figures"]["chain"]["data"]
     best = next(trace for trace in chain if trace["name"].startswith("sigmoid best case"))
-    assert best["y"][-1] == pytest.approx(0.25**50)
+    assert best["y"][-1] == pytest.approx(np.log10(0.25**50))  # drawn on a decade axis
+    assert best["customdata"][-1][1] == pytest.approx(0.25**50)  # the true value, for hover and CSV
     assert all(isinstance(y, float) for y in best["y"])
 
 
@@ -102,4 +103,7 @@ def test_figures_build_outside_the_app():
     """The figures are plain plotly.py objects, usable from a notebook."""
     result = activations_view.build(5, 0.5)
     assert set(result.figures) == {"curves", "iterates", "chain", "spread"}
-    assert result.figures["chain"].layout.yaxis.type == "log"
+    # a decade axis: log10 values on a linear axis, labelled in powers of ten
+    axis = result.figures["chain"].layout.yaxis
+    assert axis.type == "linear"
+    assert all(t == "1" or t.startswith(("10", "2", "5")) for t in axis.ticktext)

@@ -17,6 +17,7 @@ from gradient_flow_lab.app.figures.common import (
     Figure,
     base_layout,
     figure,
+    finite_range,
     log10_or_nan,
     positive_or_none,
 )
@@ -124,9 +125,7 @@ def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, se
     full = strided_reach(full_reach, layer)
     trunc = strided_reach(trunc_reach, layer)
     z_full, z_trunc = log10_or_nan(full["norms"]), log10_or_nan(trunc["norms"])
-    both = np.concatenate([z_full.ravel(), z_trunc.ravel()])
-    both = both[np.isfinite(both)]
-    zmin, zmax = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    zmin, zmax = finite_range(z_full, z_trunc) or (0.0, 1.0)
     hover = ("loss step t = %{y}<br>state step s = %{x}<br>"
              "log₁₀‖∂L_t/∂h_s‖ = %{z:.2f}<extra>%{meta}</extra>")
     data = [

@@ -112,7 +112,7 @@ def state_figure(diag: CellDiagnostics) -> Figure:
              else f"Hidden state hₜ of layer {layer}: gru carries h itself")
     if len(units) < H or len(steps) < T:
         stride = steps[1] - steps[0] if len(steps) > 1 else 1
-        title += f" ({len(units)} of {H} units, every {stride}th step)"
+        title += f" ({len(units)} of {H} units, one step in {stride})"
     data = [dict(type="heatmap", 
         z=z, x=steps, y=units, colorscale=DIVERGING, zmin=-reach, zmax=reach,
         colorbar=dict(title=dict(text=symbol), thickness=12),

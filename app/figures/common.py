@@ -78,6 +78,10 @@ class Figure:
 
 
 def figure(data: list[dict], layout: dict) -> Figure:
+    """A Figure of plain dicts. Every axis asked for as ``type="log"`` (``base_layout(...,
+    log_y=True)``) is drawn as a decade axis (see ``decade_axes``), so that zeros, overflows and
+    values beyond float64 are told truthfully on every page."""
+    decade_axes(data, layout)
     for name, axis in layout.items():
         if name.startswith(("xaxis", "yaxis")):
             # Plotly's default ("hide past div") measures every tick label's box on every redraw
@@ -90,6 +94,218 @@ def figure(data: list[dict], layout: dict) -> Figure:
     return Figure(data, layout)
 
 
+# ---------------------------------------------------------------- decade axes
+#
+# A log axis in Plotly can only place what float64 holds, needs a stand-in for 0, and builds its
+# tick labels from whatever range it is given. Instead, a "log" axis here is a linear axis of
+# log10 values with power-of-ten labels made from integers: a value of 10^900 (a bound computed
+# in log space) sits at 900, an exact 0 is a gap (and is not an overflow), inf or nan is a gap
+# that the JSON boundary reports under ``nonfinite``, and the true value stays in ``customdata``
+# for the hover and the CSV.
+
+SUPERSCRIPT_MINUS = "\u2212"
+
+
+def _decade_label(log10: float) -> str:
+    """'1', '10', '10<sup>−7</sup>', or '2×10<sup>5</sup>' for a tick at log10 (a finite number)."""
+    exponent = int(np.floor(log10 + 1e-9))
+    mantissa = int(round(10 ** (log10 - exponent)))
+    if mantissa == 10:
+        exponent, mantissa = exponent + 1, 1
+    if exponent == 0:
+        power = "1"
+    elif exponent == 1:
+        power = "10"
+    else:
+        power = f"10<sup>{str(exponent).replace('-', SUPERSCRIPT_MINUS)}</sup>"
+    if mantissa == 1:
+        return power
+    return f"{mantissa}" if exponent == 0 else f"{mantissa}×{power}"
+
+
+def value_text(log10: float) -> str:
+    """The number whose log10 is given, as text that never overflows: '0.0123', '3.93e+156',
+    '1.2e+900'."""
+    if not np.isfinite(log10):
+        return "overflow" if log10 > 0 or np.isnan(log10) else "0"
+    if -3 <= log10 < 4:
+        return f"{10 ** log10:.4g}"
+    exponent = int(np.floor(log10))
+    mantissa = 10 ** (log10 - exponent)
+    if mantissa >= 9.995:
+        exponent, mantissa = exponent + 1, 1.0
+    return f"{mantissa:.3g}e{exponent:+d}"
+
+
+def decade_ticks(low: float, high: float, max_ticks: int = 8) -> tuple[list[float], list[str]]:
+    """Tick positions (log10) and labels for a decade axis spanning [low, high]: whole decades
+    every 1, 2, 5, 10, 20, 50, ... decades, or 1-2-5 (or 1..9) steps inside a short span."""
+    span = high - low
+    if span < 0.6:
+        mantissas = range(1, 10)
+    elif span < 2.5:
+        mantissas = (1, 2, 5)
+    else:
+        mantissas = (1,)
+    if len(mantissas) > 1:
+        ticks = [exponent + np.log10(m)
+                 for exponent in range(int(np.floor(low)), int(np.ceil(high)) + 1)
+                 for m in mantissas]
+        ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9]
+        if len(ticks) >= 2:
+            return ticks, [_decade_label(t) for t in ticks]
+    step = 1
+    for candidate in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+        step = candidate
+        if span / candidate <= max_ticks:
+            break
+    first = int(np.ceil(low / step) * step)
+    ticks = [float(k) for k in range(first, int(np.floor(high)) + 1, step)]
+    return ticks, [_decade_label(t) for t in ticks]
+
+
+def log_magnitudes(values, *, already_log10: bool = False) -> tuple[list, list]:
+    """(y, customdata) for a decade axis: y is log10 of each value, None (a gap, not an error)
+    where the value is exactly 0, nan (reported as non-finite by the JSON boundary) where it is
+    inf or nan; customdata holds [text, value] per point for the hover and the CSV."""
+    values = np.asarray(values, dtype=float)
+    if already_log10:
+        logs = values
+        zero = np.isneginf(values)  # log10(0)
+        bad = np.isnan(values) | np.isposinf(values)
+        raw = np.full(values.shape, np.nan)
+        modest = np.isfinite(values) & (np.abs(values) < 300)
+        raw[modest] = 10.0 ** values[modest]
+        raw[zero] = 0.0
+    else:
+        zero = values == 0
+        bad = ~np.isfinite(values)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(np.abs(values))
+        raw = values
+    y: list = []
+    custom: list = []
+    for log, value, is_zero, is_bad in zip(logs.tolist(), raw.tolist(), zero.tolist(),
+                                           bad.tolist(), strict=True):
+        if is_zero:
+            y.append(None)
+            custom.append(["0", 0.0])
+        elif is_bad:
+            y.append(float("nan"))
+            custom.append(["overflow", None])
+        else:
+            y.append(log)
+            custom.append([value_text(log), value if np.isfinite(value) else value_text(log)])
+    return y, custom
+
+
+def _axis_key(trace: dict, letter: str) -> str:
+    ref = trace.get(f"{letter}axis", letter)  # "y", "y2", ...
+    return f"{letter}axis{ref[1:]}"
+
+
+def decade_axes(data: list[dict], layout: dict) -> None:
+    """Turns every y axis of ``layout`` with type "log" into a decade axis, in place.
+
+    A trace whose ``meta`` has ``"log10": True`` already holds log10 values (e.g. a bound
+    computed in log space, beyond float64); one with ``"sets_range": False`` is drawn where it
+    truly is but does not stretch the axis: where it leaves the chart, a note inside the plot
+    says so and how far it goes. An axis with no finite value at all says so inside the plot.
+    """
+    log_axes = [name for name, axis in layout.items()
+                if name.startswith("yaxis") and isinstance(axis, dict)
+                and axis.get("type") == "log"]
+    notes = []
+    for axis_name in log_axes:
+        axis = layout[axis_name]
+        traces = [t for t in data if _axis_key(t, "y") == axis_name and "y" in t]
+        if traces and all(len(t["y"]) == 0 for t in traces):
+            continue  # filled in by the browser (the training lab): Plotly's own log axis
+        in_range, others = [], []
+        zeros = bad = 0
+        for trace in traces:
+            meta = trace.get("meta") or {}
+            y, custom = log_magnitudes(trace["y"], already_log10=bool(meta.get("log10")))
+            trace["y"] = y
+            trace["customdata"] = custom
+            trace["meta"] = {**meta, "decades": True}
+            template = trace.get("hovertemplate")
+            if template:
+                for fmt in (":.3e", ":.4e", ":.2e", ":.3g", ":.4g", ""):
+                    template = template.replace("%{y" + fmt + "}", "%{customdata[0]}")
+                trace["hovertemplate"] = template
+            finite = [v for v in y if v is not None and np.isfinite(v)]
+            if meta.get("sets_range", True):
+                zeros += sum(v is None for v in y)
+                bad += sum(v is not None and not np.isfinite(v) for v in y)
+                in_range.append((trace, finite))
+            else:
+                others.append((trace, finite))
+            if len(finite) == 1 and trace.get("mode", "lines") == "lines":
+                trace["mode"] = "lines+markers"  # one point of a line draws nothing
+        values = [v for _, finite in in_range for v in finite]
+        axis["type"] = "linear"
+        axis.pop("exponentformat", None)
+        if not values:
+            reason = ("every value is exactly 0" if zeros and not bad else
+                      "every value overflowed float64 (inf or nan)" if bad and not zeros else
+                      "every value is 0 or overflowed" if bad else "nothing to draw")
+            axis.update(range=[-1, 1], tickvals=[], ticktext=[], showticklabels=False)
+            notes.append(_note(axis_name, 0.5, f"No finite value to draw: {reason}", "middle"))
+            continue
+        low, high = min(values), max(values)
+        # A guide line (sets_range False) widens the view only while that does not squeeze the
+        # data: by at most max(3, the data's own span) decades on either side.
+        reach = max(3.0, high - low)
+        guide = [v for _, finite in others for v in finite]
+        low = min([low, *[v for v in guide if v >= low - reach]])
+        high = max([high, *[v for v in guide if v <= high + reach]])
+        pad = max(0.25, 0.06 * (high - low))
+        low, high = low - pad, high + pad
+        ticks, labels = decade_ticks(low, high)
+        axis.update(range=[low, high], tickmode="array", tickvals=ticks, ticktext=labels,
+                    autorange=False)
+        if zeros:
+            notes.append(_note(axis_name, 0.0, f"gaps: exactly 0 at {zeros} of "
+                               f"{zeros + bad + len(values)} points", "bottom"))
+        for trace, finite in others:
+            above = [v for v in finite if v > high]
+            below = [v for v in finite if v < low]
+            name = trace.get("name", "a line")
+            if above:
+                notes.append(_note(axis_name, 1.0, f"▲ {name} goes off the chart above, up to "
+                                   f"{value_text(max(above))}", "top"))
+            if below:
+                notes.append(_note(axis_name, 0.0, f"▼ {name} goes off the chart below, down "
+                                   f"to {value_text(min(below))}", "bottom"))
+    if notes:
+        layout["annotations"] = list(layout.get("annotations", [])) + notes
+    _single_step_ticks(data, layout)
+
+
+def _note(axis_name: str, where: float, text: str, anchor: str) -> dict:
+    """A note inside the plot area of the y axis ``axis_name`` (paper-relative within its
+    domain)."""
+    yref = "y" + axis_name[5:] + " domain"
+    return dict(text=text, xref="paper", x=0.5 if anchor == "middle" else 0.99,
+                xanchor="center" if anchor == "middle" else "right", yref=yref, y=where,
+                yanchor=anchor, showarrow=False, font=dict(size=13, color="#444444"),
+                bgcolor="rgba(255,255,255,0.85)")
+
+
+def _single_step_ticks(data: list[dict], layout: dict) -> None:
+    """A plot of one time step gets one tick at that step (not -0.5 and 0.5)."""
+    for trace in data:
+        x = trace.get("x")
+        if trace.get("type", "scatter") != "scatter" or x is None or len(x) != 1:
+            return
+    xs = {float(np.asarray(t["x"])[0]) for t in data if t.get("x") is not None}
+    if len(xs) == 1 and "xaxis" in layout:
+        only = xs.pop()
+        layout["xaxis"].update(tickmode="array", tickvals=[only],
+                               range=[only - 1, only + 1])
+
+
 def figure_json(fig: Figure | go.Figure) -> dict:
     """The figure as plain data for the JSON boundary (which nulls and reports non-finite
     values): the builder's own dicts, unless plotly.py's figure was built (and maybe changed)."""
@@ -100,13 +316,30 @@ def figure_json(fig: Figure | go.Figure) -> dict:
 
 
 def positive_or_none(values: np.ndarray) -> np.ndarray:
-    """For log axes: zeros (no gradient at all, e.g. beyond a truncation boundary) become NaN so
-    Plotly leaves a gap instead of failing; the JSON boundary turns NaN into null."""
-    values = np.asarray(values, dtype=float)
-    return np.where(values > 0, values, np.nan)
+    """Values for a log ("decade") axis, as float64: ``figure`` turns them into log10, a 0 into
+    a gap that is not an error, and inf or nan into a reported gap."""
+    return np.asarray(values, dtype=float)
 
 
 def log10_or_nan(values: np.ndarray) -> np.ndarray:
+    """log10 of each value (same shape, dtype object) for a heatmap's z or a colour scale: None
+    (a gap, not an error) where the value is exactly 0, nan (nulled and reported as non-finite by
+    the JSON boundary) where it is inf or nan."""
+    values = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log10(np.asarray(values, dtype=float))
-    return np.where(np.isfinite(out), out, np.nan)
+        logs = np.log10(np.abs(values))
+    return np.where(values == 0, None, np.where(np.isfinite(values), logs, np.nan))
+
+
+def finite_range(*arrays: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) over the finite numbers of arrays that may hold None gaps; None if none."""
+    numbers = [float(v) for array in arrays for v in np.ravel(array)
+               if v is not None and np.isfinite(v)]
+    return (min(numbers), max(numbers)) if numbers else None
+
+
+def log10_gaps(logs: np.ndarray) -> list:
+    """log10 values computed elsewhere (e.g. a bound) as nested lists: -inf (log10 of an exact
+    0) becomes None, a gap that is not an error; +inf and nan stay non-finite (reported)."""
+    logs = np.asarray(logs, dtype=float)
+    return np.where(np.isneginf(logs), None, logs).tolist()

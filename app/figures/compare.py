@@ -15,6 +15,7 @@ from gradient_flow_lab.app.figures.common import (
     Figure,
     base_layout,
     figure,
+    log10_or_nan,
     positive_or_none,
 )
 from gradient_flow_lab.app.simulation import Simulation
@@ -49,10 +50,11 @@ def retention_figure(sims: dict[str, Simulation]) -> Figure:
     log axis would start at an arbitrary floor and mislead)."""
     cells = list(sims)
     ratios = np.array([engine.retention(sims[cell].grad_norms[-1]) for cell in cells])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        orders = np.log10(ratios)
-    orders = np.where(np.isfinite(orders), orders, np.nan)
-    labels = [f"{r:.2e}" if np.isfinite(r) and r > 0 else "not finite" for r in ratios]
+    # An exact 0 (truncation cut the path) has no bar and says so; a ratio that is not a number
+    # (overflow) is a reported gap.
+    orders = log10_or_nan(ratios)
+    labels = [f"{r:.2e}" if np.isfinite(r) and r > 0 else "0: nothing left" if r == 0
+              else "not a number (overflow)" for r in ratios]
     data = [dict(type="bar", 
         x=cells, y=orders, text=labels, textposition="outside", cliponaxis=False,
         marker=dict(color=[CELL_COLOURS[cell] for cell in cells]), name="first / last",

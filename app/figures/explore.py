@@ -11,10 +11,24 @@ from gradient_flow_lab.app.figures.common import (
     Figure,
     base_layout,
     figure,
+    finite_range,
     log10_or_nan,
     positive_or_none,
 )
 from gradient_flow_lab.app.simulation import Simulation
+
+HUGE_STATE = 1e6  # |h| beyond this is coloured by log10|h|
+
+
+def empty_note(values: np.ndarray) -> dict:
+    """A note in the middle of a plot that has no finite value, saying why."""
+    values = np.asarray(values, dtype=float)
+    reason = ("every value is exactly 0" if np.all(values == 0) else
+              "every value overflowed float64 (inf or nan)" if not np.isfinite(values).any()
+              else "every value is 0 or overflowed")
+    return dict(text=f"No finite value to draw: {reason}", xref="paper", yref="paper", x=0.5,
+                y=0.5, showarrow=False, font=dict(size=13, color="#444444"),
+                bgcolor="rgba(255,255,255,0.85)")
 
 
 def grad_norm_figure(sim: Simulation) -> Figure:
@@ -28,7 +42,9 @@ def grad_norm_figure(sim: Simulation) -> Figure:
             hovertemplate="t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>layer " f"{layer}</extra>"))
     if sim.bound_log10 is not None:
         data.append(dict(type="scatter", 
-            x=steps, y=10.0 ** np.clip(sim.bound_log10, -300, 300), mode="lines",
+            # In log10 as computed (it can be 10^900, or exactly 0 behind a truncation cut):
+            # drawn where it truly is, never at a stand-in level.
+            x=steps, y=sim.bound_log10, mode="lines", meta={"log10": True, "sets_range": False},
             name="Pascanu bound (top layer)", line=dict(width=2, dash="dash", color="#000000"),
             hovertemplate="t = %{x}<br>bound = %{y:.3e}<extra></extra>"))
     layout = base_layout("Gradient norm ‖∂loss/∂hₜ‖ at each step", "time step t",
@@ -51,6 +67,9 @@ def layer_time_heatmap(sim: Simulation) -> Figure:
                          height=max(210, 120 + 50 * len(values)))
     layout["yaxis"].update(autorange="reversed", tickvals=list(range(len(values))),
                            ticktext=[f"layer {k}" for k in range(len(values))])
+    layout["xaxis"].update(range=[-0.5, sim.trace.seq_len - 0.5])  # not -1..6 when all gaps
+    if finite_range(values) is None:
+        layout["annotations"] = [empty_note(sim.grad_norms)]
     return figure(data, layout)
 
 
@@ -64,18 +83,32 @@ def hidden_heatmap(sim: Simulation, layer: int = 0) -> Figure:
     hidden_size = sim.trace.hidden.shape[-1]
     note = ""
     if len(units) < hidden_size or len(steps) < sim.trace.seq_len:
-        note = (f" ({len(units)} of {hidden_size} units, every "
-                f"{steps[1] - steps[0] if len(steps) > 1 else 1}th step)")
+        stride = int(steps[1] - steps[0]) if len(steps) > 1 else 1
+        note = (f" ({len(units)} of {hidden_size} units, "
+                + ("every step)" if stride == 1 else f"one step in {stride})"))
     titles = [f"Hidden state hₜ of layer {k}{note}" for k in range(len(values))]
     symmetric = sim.config.cell != "rnn" or sim.config.nonlinearity == "tanh"
-    rounded = values.copy()
-    # Round only where rounding cannot overflow: x * 1e5 would turn 1e305 into inf.
-    modest = np.abs(values) < 1e300  # False for nan and inf, which stay as they are
-    rounded[modest] = np.round(values[modest], 5)
+    finite = values[np.isfinite(values)]
+    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if largest > HUGE_STATE:
+        # An exploding state spans hundreds of decades: on a linear scale every cell would be
+        # the same colour. Colour by log10|h| instead (0 is a gap), the true h in the hover.
+        z, colorscale, zmid, title = log10_or_nan(values), SEQUENTIAL, None, "log₁₀|h|"
+        hover = "t = %{x}<br>unit %{y}<br>log₁₀|h| = %{z:.2f}<extra>"
+        titles = [f"{text}: coloured by log₁₀|hₜ| (it reaches {largest:.3g})"
+                  for text in titles]
+    else:
+        z = values.copy()
+        # Round only where rounding cannot overflow: x * 1e5 would turn 1e305 into inf.
+        modest = np.abs(values) < 1e300  # False for nan and inf, which stay as they are
+        z[modest] = np.round(values[modest], 5)
+        colorscale = DIVERGING if symmetric else SEQUENTIAL
+        zmid, title = (0 if symmetric else None), "h"
+        hover = "t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra>"
     data = [dict(type="heatmap", name=f"layer {k}", visible=k == layer,
-        z=rounded[k], x=steps, y=units, colorscale=DIVERGING if symmetric else SEQUENTIAL,
-        zmid=0 if symmetric else None, colorbar=dict(title=dict(text="h"), thickness=12),
-        hovertemplate="t = %{x}<br>unit %{y}<br>h = %{z:.3f}<extra>" f"layer {k}</extra>")
+        z=z[k], x=steps, y=units, colorscale=colorscale, zmid=zmid,
+        colorbar=dict(title=dict(text=title), thickness=12),
+        hovertemplate=hover + f"layer {k}</extra>")
         for k in range(len(values))]
     layout = base_layout(titles[layer], "time step t", "unit", height=320)
     layout["meta"] = {"titles": titles, "layer": layer}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gradient_flow_lab.app.figures import explore as explore_figures
+from gradient_flow_lab.app.figures.common import log10_gaps
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import simulate
@@ -25,7 +26,7 @@ def view(config: SimulationConfig) -> ViewResult:
         figures=explore_figures.build(sim),
         series={
             "grad_norms": sim.grad_norms,
-            "bound_log10": sim.bound_log10,
+            "bound_log10": None if sim.bound_log10 is None else log10_gaps(sim.bound_log10),
             "jacobian": {"steps": jac.steps, "norms": jac.norms,
                          "window_start": jac.window_start},
             "contribution_norms": sim.contribution_norms,

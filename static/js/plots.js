@@ -114,7 +114,10 @@ export function figureToCsv(figure) {
         rows.push([name, trace.x?.[j] ?? j, trace.y?.[i] ?? i, z ?? ""].join(","));
       }));
     } else {
-      (trace.x ?? []).forEach((x, i) => rows.push([name, x, trace.y?.[i] ?? "", ""].join(",")));
+      // On a decade axis y is log10; the true value (even beyond float64, as text) is in
+      // customdata[i][1].
+      const value = trace.meta?.decades ? (i) => trace.customdata?.[i]?.[1] : (i) => trace.y?.[i];
+      (trace.x ?? []).forEach((x, i) => rows.push([name, x, value(i) ?? "", ""].join(",")));
     }
   }
   return rows.join("\n");
