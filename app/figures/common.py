@@ -112,6 +112,8 @@ def _decade_label(log10: float) -> str:
     mantissa = int(round(10 ** (log10 - exponent)))
     if mantissa == 10:
         exponent, mantissa = exponent + 1, 1
+    if -3 <= exponent <= 3 and mantissa != 1:
+        return f"{mantissa * 10.0 ** exponent:g}"  # 0.002, 0.5, 20: plain where short
     if exponent == 0:
         power = "1"
     elif exponent == 1:
@@ -154,6 +156,8 @@ def decade_ticks(low: float, high: float, max_ticks: int = 8) -> tuple[list[floa
         ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9]
         if len(ticks) >= 2:
             return ticks, [_decade_label(t) for t in ticks]
+        if span < 0.6:  # narrower than 1..9 steps: evenly spaced values, labelled as numbers
+            return _narrow_ticks(low, high)
     step = 1
     for candidate in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
         step = candidate
@@ -162,6 +166,20 @@ def decade_ticks(low: float, high: float, max_ticks: int = 8) -> tuple[list[floa
     first = int(np.ceil(low / step) * step)
     ticks = [float(k) for k in range(first, int(np.floor(high)) + 1, step)]
     return ticks, [_decade_label(t) for t in ticks]
+
+
+def _narrow_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks for a decade axis spanning less than a factor of 4: about five round values."""
+    if abs(low) > 300 or abs(high) > 300:  # beyond float64: three labelled positions
+        ticks = [low + (high - low) * f for f in (0.1, 0.5, 0.9)]
+        return ticks, [value_text(t) for t in ticks]
+    small, large = 10.0 ** low, 10.0 ** high
+    raw = (large - small) / 5
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    values = np.arange(np.ceil(small / step), np.floor(large / step) + 1) * step
+    values = values[values > 0]
+    return [float(np.log10(v)) for v in values], [f"{v:.4g}" for v in values]
 
 
 def log_magnitudes(values, *, already_log10: bool = False) -> tuple[list, list]:
@@ -264,7 +282,7 @@ def decade_axes(data: list[dict], layout: dict) -> None:
         low, high = low - pad, high + pad
         ticks, labels = decade_ticks(low, high)
         axis.update(range=[low, high], tickmode="array", tickvals=ticks, ticktext=labels,
-                    autorange=False)
+                    autorange=False, automargin=True)
         if zeros:
             notes.append(_note(axis_name, 0.0, f"gaps: exactly 0 at {zeros} of "
                                f"{zeros + bad + len(values)} points", "bottom"))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradient_flow_lab import engine
 from gradient_flow_lab.app.figures.common import Figure, value_text
 from gradient_flow_lab.app.simulation import Simulation
 
@@ -35,6 +36,8 @@ def summarize(sim: Simulation) -> dict:
         "gamma_sigma": None if gamma is None else gamma * sim.sigma_max[-1],
         "grad_norm_first": float(norms[0]),
         "grad_norm_last": float(norms[-1]),
+        # first / last, computed here (null when not a number): the page never divides nulls
+        "retention": engine.retention(norms),
         "clipping": sim.clipping,
     }
 

@@ -192,7 +192,7 @@ function showSummary(summary) {
   const clip = summary.clipping;
   parts.push(`gradient norm ${fmt(clip.norm)}`);
   if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
-  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T‖ = ${fmt(summary.grad_norm_first / summary.grad_norm_last)}`);
+  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T−1‖ = ${fmt(summary.retention)}`);
   setStatus(statusLine, `Done: ${parts.join(" · ")}`, "done");
   showOverflow(page.overflowMarker, summary.overflow_step);
 }
