@@ -91,9 +91,22 @@ def server(installed, tmp_path_factory):
 def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed):
     where = subprocess.run(
         [str(installed / "bin" / "python"), "-c",
-         "import app, engine, templates, static; print(app.__file__, templates.__file__)"],
+         "from gradient_flow_lab import app, engine, templates, static; "
+         "print(app.__file__, templates.__file__)"],
         cwd=installed, capture_output=True, text=True, check=True).stdout
     assert str(installed) in where and str(ROOT) not in where
+
+
+def test_the_installed_package_carries_its_license_and_one_version(installed):
+    script = ("from importlib.metadata import distribution; d = distribution('gradient-flow-lab');"
+              "print(d.metadata['License-Expression']);"
+              "print(any(f.name == 'LICENSE' for f in d.files)); print(d.version)")
+    lines = subprocess.run([str(installed / "bin" / "python"), "-c", script], cwd=installed,
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert lines[:2] == ["MIT", "True"]
+    version = subprocess.run([str(installed / "bin" / "gradient-flow-lab"), "--version"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert version == ["gradient-flow-lab", lines[2]]
 
 
 @pytest.mark.parametrize("path", ["/", "/explore", "/activations", "/bptt", "/cells",
