@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
-from gradient_flow_lab.app.settings import Settings
+from pydantic import ValidationError
+
+from gradient_flow_lab.app import __version__
+from gradient_flow_lab.app.settings import Settings, describe_errors
+
+PROG = "gradient-flow-lab"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    defaults = Settings.from_env()
+def parse_args(argv: Sequence[str] | None = None,
+               defaults: Settings | None = None) -> argparse.Namespace:
+    defaults = defaults or Settings()
     parser = argparse.ArgumentParser(
-        prog="gradient-flow-lab",
+        prog=PROG,
         description="Serve Gradient Flow Lab, an interactive visualiser of gradient flow in RNNs.",
+        epilog="Also read from the environment: GFL_MAX_TRAINING (training streams at once, "
+               f"now {defaults.max_training}) and GFL_MAX_TRAINING_SECONDS (time limit of one "
+               f"training, now {defaults.max_training_seconds:g} s).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--host",
         default=defaults.host,
@@ -37,7 +48,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # A bad environment variable is the user's to fix: one line, no traceback.
+        sys.exit(f"{PROG}: {describe_errors(error)}")
+    args = parse_args(argv, settings)
     # Imported here so that --help stays fast and works without starting anything.
     import uvicorn
 

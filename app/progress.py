@@ -5,10 +5,15 @@ with the gradient norms of their main run as soon as its backward pass is done: 
 sends the stage as a ``progress`` event and the sweep as ``backward`` events while the rest of
 the view (diagnostics, figures) is still computing. Outside ``reporting`` (the POST endpoint,
 a notebook, the tests) both do nothing, so the builders keep one signature everywhere.
+
+They are also where a view stops early: once the stream's ``stop`` event is set (its client
+left), the next ``report`` or ``sweep_ready`` raises ``Stopped``, so an abandoned run frees its
+thread (and the heavy lane) at its next stage instead of computing figures nobody will see.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,28 +23,39 @@ import numpy as np
 # Called with ("stage", (stage, fraction)) or ("sweep", grad_norms of shape (L, T)).
 Listener = Callable[[str, object], None]
 
-_listener: ContextVar[Listener | None] = ContextVar("progress_listener", default=None)
+_listener: ContextVar[tuple[Listener, threading.Event | None] | None] = ContextVar(
+    "progress_listener", default=None)
+
+
+class Stopped(Exception):
+    """The stream waiting for this view is gone: the view stops here."""
+
+
+def _tell(kind: str, value: object) -> None:
+    told = _listener.get()
+    if told is None:
+        return
+    listener, stop = told
+    if stop is not None and stop.is_set():  # one Event.is_set per report: cheap
+        raise Stopped
+    listener(kind, value)
 
 
 def report(stage: str, fraction: float) -> None:
     """Tells the waiting stream that ``stage`` starts, ``fraction`` (0 to 1) of the way in."""
-    listener = _listener.get()
-    if listener is not None:
-        listener("stage", (stage, fraction))
+    _tell("stage", (stage, fraction))
 
 
 def sweep_ready(grad_norms: np.ndarray) -> None:
     """Hands the stream ||d loss / d h_t|| (L, T) of the view's main run, once it is known."""
-    listener = _listener.get()
-    if listener is not None:
-        listener("sweep", grad_norms)
+    _tell("sweep", grad_norms)
 
 
 @contextmanager
-def reporting(listener: Listener) -> Iterator[None]:
+def reporting(listener: Listener, stop: threading.Event | None = None) -> Iterator[None]:
     """Sends every ``report`` and ``sweep_ready`` made in this thread, inside the block, to
-    ``listener``."""
-    token = _listener.set(listener)
+    ``listener``; once ``stop`` is set, they raise ``Stopped`` instead."""
+    token = _listener.set((listener, stop))
     try:
         yield
     finally:

@@ -1,42 +1,76 @@
-"""Settings in one place, read from environment variables.
+"""Settings in one place, read from environment variables with the prefix ``GFL_``.
 
-GFL_HOST  interface to bind (default 127.0.0.1: local only)
-GFL_PORT  TCP port (default 8000)
-GFL_MAX_TRAINING          training streams allowed at once (default: the CPU count)
-GFL_MAX_TRAINING_SECONDS  wall-time limit of one training stream (default 300)
+GFL_HOST                  interface to bind (default 127.0.0.1: local only)
+GFL_PORT                  TCP port, 1 to 65535 (default 8000)
+GFL_MAX_TRAINING          training streams allowed at once, at least 1 (default: the CPU count)
+GFL_MAX_TRAINING_SECONDS  wall-time limit of one training stream, above 0 and at most 86400
+                          seconds (default 300)
+
+Code that needs them takes ``Depends(get_settings)``; a test swaps them with
+``app.dependency_overrides[get_settings]``. A bad value is a ``pydantic.ValidationError`` at
+startup, which ``describe_errors`` turns into one line naming the variable and its range.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from functools import lru_cache
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GFL_"
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
+def _cpu_count() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(8000, ge=1, le=65535)
     # Training is the only long CPU work: one stream per core keeps the rest of the app answering.
-    max_training_streams: int = max(1, os.cpu_count() or 1)
-    max_training_seconds: float = 300.0
+    max_training: int = Field(default_factory=_cpu_count, ge=1, le=1024)
+    # Bounded so that a typo (3e9) cannot make a stream that never ends.
+    max_training_seconds: float = Field(300.0, gt=0, le=86400, allow_inf_nan=False)
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port must be in 1..65535, got {self.port}")
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        raw_port = env.get("GFL_PORT", str(cls.port))
-        try:
-            port = int(raw_port)
-        except ValueError:
-            raise ValueError(f"GFL_PORT must be an integer, got {raw_port!r}") from None
-        return cls(
-            host=env.get("GFL_HOST", cls.host),
-            port=port,
-            max_training_streams=int(env.get("GFL_MAX_TRAINING", cls.max_training_streams)),
-            max_training_seconds=float(
-                env.get("GFL_MAX_TRAINING_SECONDS", cls.max_training_seconds)),
-        )
+@lru_cache
+def get_settings() -> Settings:
+    """The app's settings, read from the environment once (a FastAPI dependency)."""
+    return Settings()
+
+
+def _allowed(name: str) -> str:
+    """'an integer from 1 to 65535' or 'a number above 0 and at most 86400', from the field."""
+    field = Settings.model_fields[name]
+    low = high = None
+    above = False
+    for meta in field.metadata:
+        if getattr(meta, "ge", None) is not None:
+            low = meta.ge
+        if getattr(meta, "gt", None) is not None:
+            low, above = meta.gt, True
+        if getattr(meta, "le", None) is not None:
+            high = meta.le
+    kind = "an integer" if field.annotation is int else "a number"
+    if low is None or high is None:
+        return "a non-empty string" if field.annotation is str else kind
+    if above:
+        return f"{kind} above {low:g} and at most {high:g}"
+    return f"{kind} from {low:g} to {high:g}"
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line for people: 'GFL_PORT must be an integer from 1 to 65535 (got '99999')'."""
+    parts = []
+    for problem in error.errors(include_url=False):
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        variable = ENV_PREFIX + name.upper()
+        if name in Settings.model_fields:
+            parts.append(f"{variable} must be {_allowed(name)} (got {problem['input']!r})")
+        else:
+            parts.append(f"{variable}: {problem['msg']}")
+    return "; ".join(parts)

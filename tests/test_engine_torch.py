@@ -17,6 +17,7 @@ import pytest
 from gradient_flow_lab import engine
 from tests.engine_helpers import CELL_CASE_IDS, CELL_CASES, make_problem, max_abs_diff_ratio
 
+pytestmark = pytest.mark.gold  # before the skip below: tests/conftest.py reads it
 torch = pytest.importorskip("torch")
 nn = torch.nn
 

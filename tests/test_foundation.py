@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gradient_flow_lab.app.resources import static_dir, templates_dir
-from gradient_flow_lab.app.settings import Settings
 
 PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare", "/train")
 
@@ -90,17 +89,6 @@ def test_rendered_index_references_no_external_hosts(client: TestClient) -> None
     response = client.get("/")
     assert response.status_code == 200
     assert not EXTERNAL_REFERENCE.findall(response.text)
-
-
-def test_settings_read_from_environment() -> None:
-    assert Settings.from_env({}) == Settings(host="127.0.0.1", port=8000)
-    assert Settings.from_env({"GFL_HOST": "0.0.0.0", "GFL_PORT": "9000"}) == Settings(
-        host="0.0.0.0", port=9000
-    )
-    with pytest.raises(ValueError, match="GFL_PORT"):
-        Settings.from_env({"GFL_PORT": "eighty"})
-    with pytest.raises(ValueError, match="port"):
-        Settings.from_env({"GFL_PORT": "70000"})
 
 
 def test_cli_help_runs() -> None:

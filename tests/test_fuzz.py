@@ -49,7 +49,7 @@ def fuzz_server(tmp_path_factory):
 def test_no_request_the_schema_allows_or_forbids_gets_a_server_error(fuzz_server):
     binary = shutil.which("schemathesis") or shutil.which("st")
     if binary is None:
-        pytest.fail("schemathesis is missing: pip install -e '.[test]' (.ci/run does it)")
+        pytest.fail("schemathesis is missing: pip install -e '.[fuzz]' (.ci/run does it)")
     result = subprocess.run(
         [binary, "run", f"{fuzz_server}/openapi.json", "--max-examples", str(EXAMPLES),
          "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from gradient_flow_lab.app.routers import train as train_router
+from gradient_flow_lab.app.settings import get_settings
 
 PAGES = ["/", "/explore", "/activations", "/bptt", "/cells", "/compare", "/train"]
 
@@ -47,15 +48,20 @@ def test_training_fields_out_of_range_get_a_422_naming_them(client):
         assert detail["field"] == field and field in detail["msg"]
 
 
-def test_one_training_stream_too_many_gets_503_with_retry_after(client, monkeypatch):
-    monkeypatch.setattr(train_router.slots, "limit", 0)
-    response = client.get("/api/train/stream?steps=1")
+def test_one_training_stream_too_many_gets_503_with_retry_after(client):
+    client.app.dependency_overrides[train_router.get_training_slots] = (
+        lambda: train_router.TrainingSlots(0))
+    try:
+        response = client.get("/api/train/stream?steps=1")
+    finally:
+        client.app.dependency_overrides.clear()
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
     assert "slots" in response.json()["detail"]
 
 
 def test_a_client_that_leaves_stops_its_training_within_a_second(live_server):
+    slots = train_router.get_training_slots(get_settings())
     threads_before = threading.active_count()
     url = f"{live_server.url}/api/train/stream"
     params = {"steps": 20000, "lag": 60, "hidden_size": 64, "batch_size": 64}
@@ -66,12 +72,12 @@ def test_a_client_that_leaves_stops_its_training_within_a_second(live_server):
             steps_seen += line == "event: step"
             if steps_seen >= 3:
                 break
-        assert train_router.slots.active == 1
+        assert slots.active == 1
     # the connection is closed: the server must notice and stop the work
     deadline = time.monotonic() + 1.5  # one step (under 0.5 s here) may still finish
-    while train_router.slots.active and time.monotonic() < deadline:
+    while slots.active and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert train_router.slots.active == 0, "training went on after the client left"
+    assert slots.active == 0, "training went on after the client left"
     time.sleep(0.3)
     assert threading.active_count() <= threads_before + 1  # the thread pool may keep one
 

@@ -117,6 +117,18 @@ def test_the_install_claims_one_top_level_name(installed):
         assert failed.returncode != 0 and "No module named" in failed.stderr
 
 
+def test_the_installed_package_carries_its_license_and_one_version(installed):
+    script = ("from importlib.metadata import distribution; d = distribution('gradient-flow-lab');"
+              "print(d.metadata['License-Expression']);"
+              "print(any(f.name == 'LICENSE' for f in d.files)); print(d.version)")
+    lines = subprocess.run([str(installed / "bin" / "python"), "-c", script], cwd=installed,
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert lines[:2] == ["MIT", "True"]
+    version = subprocess.run([str(installed / "bin" / "gradient-flow-lab"), "--version"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert version == ["gradient-flow-lab", lines[2]]
+
+
 @pytest.mark.parametrize("path", ["/", "/explore", "/activations", "/bptt", "/cells",
                                   "/compare", "/train", "/docs"])
 def test_every_page_loads_from_the_installed_package(server, path):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
+import math
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from typing import Annotated, Literal
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
-from gradient_flow_lab.app import jsonsafe, progress
+from gradient_flow_lab.app import jsonsafe, progress, sse
 from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.schemas import (
     WORK_BUDGET,
@@ -34,8 +35,20 @@ PROGRESS_EVERY = 0.25  # seconds: a run shows its stages once it has taken this 
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
 # people running the largest networks cannot starve a class moving sliders on the defaults.
+# The lane is taken in the event loop, before the work gets a thread: a request waiting its
+# turn holds no thread of the pool.
 HEAVY_WORK = WORK_BUDGET // 10
-_heavy_lane = threading.BoundedSemaphore(1)
+heavy_lane = anyio.CapacityLimiter(1)
+WAITING = "waiting for another large network to finish"
+
+# What the worker tells the stream: ("stage", (name, fraction)), ("sweep", norms (L, T)),
+# ("done", (result, its strict-JSON text)) or ("failed", the exception).
+News = tuple[str, object]
+
+
+def _turn(query: SimulationQuery) -> AbstractAsyncContextManager[object]:
+    """The heavy lane for a large request; nothing to wait for otherwise."""
+    return heavy_lane if view_work(query, query.view) > HEAVY_WORK else nullcontext()
 
 
 def result_document(query: SimulationQuery, result: ViewResult) -> dict:
@@ -50,19 +63,6 @@ def result_document(query: SimulationQuery, result: ViewResult) -> dict:
     })
     document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
     return document
-
-
-def _build(query: SimulationQuery) -> ViewResult:
-    if view_work(query, query.view) <= HEAVY_WORK:
-        return build_view(query.config, query.view)
-    # Heavy requests take turns; light ones never wait behind them.
-    if not _heavy_lane.acquire(blocking=False):
-        progress.report("waiting for another large network to finish", 0.0)
-        _heavy_lane.acquire()
-    try:
-        return build_view(query.config, query.view)
-    finally:
-        _heavy_lane.release()
 
 
 async def _parse_body(request: Request, view: str) -> SimulationQuery:
@@ -100,70 +100,126 @@ async def simulate_once(request: Request,
     The body is a JSON object of configuration fields (every one optional); ``view`` says
     which page's runs, checks and figures to make."""
     query = await _parse_body(request, view)
-    document = await anyio.to_thread.run_sync(
-        lambda: jsonsafe.dumps(result_document(query, _build(query))))
+    async with _turn(query):
+        document = await anyio.to_thread.run_sync(
+            lambda: jsonsafe.dumps(result_document(query, build_view(query.config, query.view))))
     return Response(document, media_type="application/json")
+
+
+async def simulation_news(query: Annotated[SimulationQuery, Query()],
+                          ) -> AsyncIterator[MemoryObjectReceiveStream[News]]:
+    """Starts the simulation and hands the stream what its worker thread tells, in order.
+
+    A dependency with ``yield``, so that its task group is entered and left by the request's
+    exit stack in one task (an async generator that yields inside a task group cannot promise
+    that). When the response ends, finished or because the client left, the waiting is
+    cancelled, and the worker thread stops at its next progress report."""
+    send, receive = anyio.create_memory_object_stream[News](math.inf)
+    stop = threading.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_simulate, query, send, stop)
+        try:
+            yield receive
+        finally:
+            stop.set()
+            tasks.cancel_scope.cancel()
+
+
+async def _simulate(query: SimulationQuery, send: MemoryObjectSendStream[News],
+                    stop: threading.Event) -> None:
+    async with send:
+        try:
+            turn = _turn(query)
+            if turn is heavy_lane and heavy_lane.available_tokens < 1:
+                send.send_nowait(("stage", (WAITING, 0.0)))
+            async with turn:
+                done = await anyio.to_thread.run_sync(_build_document, query, send, stop)
+            send.send_nowait(("done", done))
+        except (progress.Stopped, anyio.BrokenResourceError):
+            pass  # the client left: nobody reads on
+        except Exception as error:  # raised by the stream, where the client is answered
+            with suppress(anyio.BrokenResourceError):
+                send.send_nowait(("failed", error))
+
+
+def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
+                    stop: threading.Event) -> tuple[ViewResult, str]:
+    """The view and its strict-JSON text, both made in the worker thread, which tells the
+    stream how far it got and stops (progress.Stopped) at its next report once ``stop`` is
+    set."""
+    def tell(kind: str, value: object) -> None:
+        anyio.from_thread.run_sync(send.send_nowait, (kind, value))
+
+    with progress.reporting(tell, stop):
+        result = build_view(query.config, query.view)
+        progress.report("writing the result", 0.95)
+        return result, jsonsafe.dumps(result_document(query, result))
 
 
 @router.get("/simulate/stream", response_class=EventSourceResponse)
 async def simulate_stream(query: Annotated[SimulationQuery, Query()],
+                          news: Annotated[MemoryObjectReceiveStream[News],
+                                          Depends(simulation_news)],
                           ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``progress`` (``starting``, then, once a run has taken 0.25 s, each
-    stage as it starts); ``backward`` chunks of ||d loss / d h_t|| per layer in the order the
-    backward sweep visits them (t = T-1 down to 0), sent as soon as the main run's backward
-    pass is done, while the diagnostics and figures still compute; ``result`` last.
+    stage as it starts, ``waiting for another large network to finish`` included);
+    ``backward`` chunks of ||d loss / d h_t|| per layer in the order the backward sweep visits
+    them (t = T-1 down to 0), sent as soon as the main run's backward pass is done, while the
+    diagnostics and figures still compute; ``result`` last.
 
-    The NumPy work runs in a worker thread (``anyio.to_thread``), once; it wakes the event
-    loop for each thing it has to tell. A client that goes away cancels the generator at its
-    next await.
+    The NumPy work runs in a worker thread, once, and tells this generator what it did through
+    a memory object stream (``simulation_news``).
     """
-    yield _event("meta", {"config": query.config.model_dump(), "view": query.view,
-                          "seq_len": query.seq_len, "num_layers": query.num_layers})
-    yield _event("progress", {"stage": "starting", "fraction": 0.0})
-    loop = asyncio.get_running_loop()
-    news: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
-    wake = asyncio.Event()
-
-    def tell(kind: str, value: object) -> None:  # called in the worker thread
-        news.put((kind, value))
-        loop.call_soon_threadsafe(wake.set)
-
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(_build_document, query, tell))
-    started = loop.time()
+    yield sse.event("meta", _meta(query))
+    yield sse.event("progress", {"stage": "starting", "fraction": 0.0})
+    started = anyio.current_time()
     sweep_sent = False
     stage = None  # the latest stage not sent yet
-    woken: asyncio.Future | None = None
-    try:
-        while not work.done():
-            woken = asyncio.ensure_future(wake.wait())
-            # Sleep until there is news or the work is done, or until a stage that arrived too
-            # early to show becomes due.
-            due = None if stage is None else max(0.0, started + PROGRESS_EVERY - loop.time())
-            await asyncio.wait({work, woken}, timeout=due, return_when=asyncio.FIRST_COMPLETED)
-            woken.cancel()
-            wake.clear()  # before reading the news: anything told later wakes the next wait
-            while not news.empty():
-                kind, value = news.get_nowait()
+    done = None
+    async with news:
+        while done is None:
+            told: list[News] = []
+            # Sleep until there is news, or until a stage that arrived too early to show is due.
+            with anyio.move_on_at(math.inf if stage is None else started + PROGRESS_EVERY):
+                told.append(await news.receive())
+            told += _already_told(news)
+            for kind, value in told:
                 if kind == "sweep":
                     for event in _sweep_events(value):
                         yield event
                     sweep_sent = True
-                else:
+                elif kind == "stage":
                     stage = value
+                elif kind == "done":
+                    done = value
+                elif kind == "failed":
+                    raise value
             # A quick run shows no stages (they would only flicker past).
-            if stage is not None and not work.done() and loop.time() - started >= PROGRESS_EVERY:
+            if (stage is not None and done is None
+                    and anyio.current_time() - started >= PROGRESS_EVERY):
                 name, fraction = stage
                 stage = None
-                yield _event("progress", {"stage": name, "fraction": round(fraction, 3)})
-        result, document = work.result()
-    finally:
-        work.cancel()  # the client went away: nobody waits for the thread's result
-        if woken is not None:
-            woken.cancel()
+                yield sse.event("progress", {"stage": name, "fraction": round(fraction, 3)})
+    result, document = done
     if not sweep_sent:  # a view that did not hand its sweep over early
         for event in _sweep_events(result.primary.grad_norms):
             yield event
-    yield ServerSentEvent(event="result", raw_data=document)
+    yield sse.raw_event("result", document)
+
+
+def _meta(query: SimulationQuery) -> dict:
+    """The stream's first event: what is being computed, so the page can lay out its plots."""
+    return {"config": query.config.model_dump(), "view": query.view,
+            "seq_len": query.seq_len, "num_layers": query.num_layers}
+
+
+def _already_told(news: MemoryObjectReceiveStream[News]) -> list[News]:
+    told = []
+    while True:
+        try:
+            told.append(news.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):  # nothing yet, or "done" was the last
+            return told
 
 
 def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
@@ -173,22 +229,5 @@ def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
     size = max(1, -(-seq_len // STREAM_CHUNKS))
     for stop in range(seq_len, 0, -size):
         steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
-        yield _event("backward", {"steps": steps, "norms": norms[:, steps].T,
-                                  "seq_len": seq_len})
-
-
-def _build_document(query: SimulationQuery,
-                    listener: progress.Listener) -> tuple[ViewResult, str]:
-    """The view and its strict-JSON text, both made in the worker thread, which tells
-    ``listener`` how far it got."""
-    with progress.reporting(listener):
-        result = _build(query)
-        progress.report("writing the result", 0.95)
-        return result, jsonsafe.dumps(result_document(query, result))
-
-
-def _event(name: str, data) -> ServerSentEvent:
-    clean, nonfinite = jsonsafe.to_strict(data)
-    if nonfinite:
-        clean["nonfinite"] = nonfinite
-    return ServerSentEvent(event=name, raw_data=jsonsafe.dumps(clean))
+        yield sse.event("backward", {"steps": steps, "norms": norms[:, steps].T,
+                                     "seq_len": seq_len})

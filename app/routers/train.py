@@ -3,34 +3,34 @@
 Training is the one long CPU job in the app, so it is bounded three ways: by steps, by wall
 time (settings), and by how many streams may run at once (one more gets 503 + Retry-After).
 Each step runs in a worker thread; the event loop only relays events, so the rest of the app
-keeps answering. When the client goes away, Starlette cancels this generator at its next await
-and the ``finally`` stops the work: at most one step (well under a second) runs on.
+keeps answering. When the client goes away, the generator is cancelled at its next await and
+the ``finally`` stops the work: at most one step (well under a second) runs on; the slot is
+freed by its dependency when the response ends.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.sse import EventSourceResponse, format_sse_event
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from gradient_flow_lab.app import jsonsafe
+from gradient_flow_lab.app import sse
 from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.schemas import TrainingConfig
-from gradient_flow_lab.app.settings import Settings
+from gradient_flow_lab.app.settings import Settings, get_settings
 from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
 from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
 MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
-settings = Settings.from_env()
 
 
 class TrainingSlots:
@@ -52,21 +52,31 @@ class TrainingSlots:
         with self._lock:
             self.active -= 1
 
-    def release_once(self):
-        """A callable that frees one slot the first time it is called and does nothing after."""
-        done = threading.Event()
 
-        def release() -> None:
-            with self._lock:
-                if done.is_set():
-                    return
-                done.set()
-                self.active -= 1
-
-        return release
+@lru_cache
+def _slots_for(limit: int) -> TrainingSlots:
+    return TrainingSlots(limit)
 
 
-slots = TrainingSlots(settings.max_training_streams)
+def get_training_slots(settings: Annotated[Settings, Depends(get_settings)]) -> TrainingSlots:
+    """The process's training slots, as many as ``settings.max_training``."""
+    return _slots_for(settings.max_training)
+
+
+async def training_slot(slots: Annotated[TrainingSlots, Depends(get_training_slots)],
+                        ) -> AsyncIterator[None]:
+    """Holds one slot for the whole response, or answers 503 before anything is streamed.
+
+    A dependency with ``yield`` is released by the request's own exit stack after the response
+    ends, however it ends (finished, or the client gone before the first byte)."""
+    if not slots.try_acquire():
+        raise HTTPException(
+            status_code=503, headers={"Retry-After": "30"},
+            detail=f"all {slots.limit} training slots are busy; try again in a minute")
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
@@ -79,13 +89,6 @@ def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
         forget_bias=config.forget_bias, steps=config.steps, seed=config.seed)
 
 
-def _event(name: str, data: dict) -> bytes:
-    clean, nonfinite = jsonsafe.to_strict(data)
-    if nonfinite:
-        clean["nonfinite"] = nonfinite
-    return format_sse_event(event=name, data_str=jsonsafe.dumps(clean))
-
-
 def _step_event(cell: str, record) -> dict:
     event = {"cell": cell, "step": record.step, "loss": record.loss,
              "grad_norm": record.grad_norm, "grad_norm_clipped": record.grad_norm_clipped,
@@ -93,46 +96,6 @@ def _step_event(cell: str, record) -> dict:
     if record.accuracy is not None:  # the regression task has no accuracy
         event["accuracy"] = record.accuracy
     return event
-
-
-async def _training_events(config: TrainingConfig) -> AsyncIterator[bytes]:
-    stop = threading.Event()
-    try:
-        cells = config.cell_list
-        runs = {cell: train(engine_config(config, cell)) for cell in cells}
-        input_size, output_size = task_shape(config.task)
-        seq_len = sequence_length(config.task, config.lag)
-        regression = config.task == "adding"
-        chance = chance_level(config.task)
-        time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
-                               .round().astype(int)).tolist()
-        figures = train_figures.build(cells, regression, chance, time_steps)
-        yield _event("meta", {"config": config.model_dump(), "cells": cells,
-                              "input_size": input_size, "output_size": output_size,
-                              "seq_len": seq_len, "chance": chance,
-                              "max_seconds": settings.max_training_seconds,
-                              "figures": {k: figure_json(f) for k, f in figures.items()}})
-        started = time.monotonic()
-        reason = "finished"
-        while runs:
-            if time.monotonic() - started > settings.max_training_seconds:
-                reason = "time limit"
-                break
-            # one step of every live model, off the event loop
-            events = await anyio.to_thread.run_sync(_advance, runs, stop)
-            for name, data in events:
-                yield _event(name, data)
-        yield _event("done", {"reason": reason, "seconds": time.monotonic() - started})
-    finally:
-        stop.set()
-
-
-async def _with_release(events: AsyncIterator[bytes], release) -> AsyncIterator[bytes]:
-    try:
-        async for event in events:
-            yield event
-    finally:
-        release()
 
 
 def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
@@ -152,21 +115,42 @@ def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
     return events
 
 
-@router.get("/train/stream",
-            responses={200: {"content": {"text/event-stream": {}}},
-                       503: {"description": "every training slot is busy (see Retry-After)"}})
-def train_stream(config: Annotated[TrainingConfig, Query()]) -> EventSourceResponse:
+@router.get("/train/stream", response_class=EventSourceResponse,
+            dependencies=[Depends(training_slot)],
+            responses={503: {"description": "every training slot is busy (see Retry-After)"}})
+async def train_stream(config: Annotated[TrainingConfig, Query()],
+                       settings: Annotated[Settings, Depends(get_settings)],
+                       ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``step`` (cell, step, loss, accuracy (absent for adding), grad_norm,
     grad_norm_clipped, time_steps, grad_norms) for each model at each step; ``diverged`` for a
     model that blew up (the others go on); ``done`` last."""
-    if not slots.try_acquire():
-        raise HTTPException(
-            status_code=503, headers={"Retry-After": "30"},
-            detail=f"all {slots.limit} training slots are busy; try again in a minute")
-    events = _training_events(config)
-    # The generator's `finally` frees the slot, but only if the generator ever started: a client
-    # that leaves before the first byte would leak it. Freeing it when the generator object is
-    # collected covers that case; `release_once` makes the two paths free it exactly once.
-    release = slots.release_once()
-    weakref.finalize(events, release)
-    return EventSourceResponse(_with_release(events, release))
+    max_seconds = settings.max_training_seconds
+    stop = threading.Event()
+    try:
+        cells = config.cell_list
+        runs = {cell: train(engine_config(config, cell)) for cell in cells}
+        input_size, output_size = task_shape(config.task)
+        seq_len = sequence_length(config.task, config.lag)
+        regression = config.task == "adding"
+        chance = chance_level(config.task)
+        time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
+                               .round().astype(int)).tolist()
+        figures = train_figures.build(cells, regression, chance, time_steps)
+        yield sse.event("meta", {"config": config.model_dump(), "cells": cells,
+                                 "input_size": input_size, "output_size": output_size,
+                                 "seq_len": seq_len, "chance": chance,
+                                 "max_seconds": max_seconds,
+                                 "figures": {k: figure_json(f) for k, f in figures.items()}})
+        started = time.monotonic()
+        reason = "finished"
+        while runs:
+            if time.monotonic() - started > max_seconds:
+                reason = "time limit"
+                break
+            # one step of every live model, off the event loop
+            events = await anyio.to_thread.run_sync(_advance, runs, stop)
+            for name, data in events:
+                yield sse.event(name, data)
+        yield sse.event("done", {"reason": reason, "seconds": time.monotonic() - started})
+    finally:
+        stop.set()

@@ -1,0 +1,25 @@
+"""Data becomes a Server-Sent Event here, for every stream of the app, in strict JSON.
+
+A non-finite number (an overflowing gradient, a diverged loss) becomes null, and the event says
+where under ``nonfinite``, so the page shows it instead of drawing a gap or a zero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.sse import ServerSentEvent
+
+from gradient_flow_lab.app import jsonsafe
+
+
+def event(name: str, data: dict[str, Any]) -> ServerSentEvent:
+    """``event: name`` with ``data`` as strict JSON; ``nonfinite`` lists the nulled values."""
+    clean, nonfinite = jsonsafe.to_strict(data)
+    if nonfinite:
+        clean["nonfinite"] = nonfinite
+    return ServerSentEvent(event=name, raw_data=jsonsafe.dumps(clean))
+
+
+def raw_event(name: str, document: str) -> ServerSentEvent:
+    """``event: name`` carrying a document that is already strict JSON text."""
+    return ServerSentEvent(event=name, raw_data=document)
