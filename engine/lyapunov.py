@@ -359,7 +359,7 @@ def _layer_factors(cell, params, trace, layer, batch_index, nonlinearity):
     if cell not in CELL_MODULES:
         raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
     if trace.cell_type != cell:
-        raise ValueError(f"the trace is of a {trace.cell_type!r} network, not {cell!r}")
+        raise ValueError(f"cell {cell!r} does not match the trace's {trace.cell_type!r}")
     if nonlinearity is None:
         nonlinearity = trace.nonlinearity
     elif cell == "rnn" and nonlinearity != trace.nonlinearity:
