@@ -192,8 +192,8 @@ def lyapunov_spectrum(cell: str, params: dict[str, np.ndarray], trace: Trace | S
     Returns ``LyapunovSpectrum``: exponents (k,) for one layer, (L, k) for all; running_largest
     (n,) or (L, n), the largest of the k running averages after each averaged step (a
     convergence plot; its last value is exponents[..., 0]).
-    Time: O(T S^2 k) for the products J_t Q plus O(T S k^2) for the QRs, per layer (plus O(T G H^2)
-    to assemble the J_t). Memory: O(S^2 chunk + n k).
+    Time: O(T S^2 k) for the products J_t Q (applied without forming J_t: O(T G H^2 k)) plus
+    O(T S k^2) for the QRs, per layer. Memory: O(S k + n).
     Raises ValueError for a bad cell, layer, k, warmup, batch_index or nonlinearity.
     """
     L, T = trace.hidden.shape[:2]
@@ -244,7 +244,8 @@ def jacobian_product_singular_values(cell: str, params: dict[str, np.ndarray],
     giving inf (or 0) where the value really is beyond float64. log=True returns the natural
     logarithms instead, which never overflow (-inf for an exact 0).
     Returns (len(steps), H), each row sorted descending, in the order of ``steps``.
-    Time: O((T - min(steps)) H S^2) for the sweep plus O(len(steps) H^3) for the SVDs.
+    Time: O((T - min(steps)) G H^2 S) for the sweep (J_t^T applied without forming J_t, as in
+    backpropagation) plus O(len(steps) H^3) for the SVDs.
     Raises ValueError for a bad cell, layer, step, batch_index or nonlinearity.
     """
     L, T = trace.hidden.shape[:2]
@@ -256,33 +257,27 @@ def jacobian_product_singular_values(cell: str, params: dict[str, np.ndarray],
     wanted = {}
     for index, t in enumerate(steps):
         wanted.setdefault(int(t), []).append(index)
-    product = np.eye(H, S)  # (H, S): d h_{T-1} / d s_t, starting at t = T-1
+    product = np.eye(S, H)  # (S, H): (d h_{T-1} / d s_t)^T, starting at t = T-1
     log_scale = 0.0  # the product's true value is exp(log_scale) * product
     first = int(steps.min())
-    chunk = max(1, _CHUNK_ELEMENTS // (S * S))
 
     def record(t: int) -> None:
         if t in wanted:
-            values = np.linalg.svd(product[:, :H], compute_uv=False)  # (H,) descending
+            values = np.linalg.svd(product[:H], compute_uv=False)  # (H,) descending
             logs = np.full(H, -np.inf)
             positive = values > 0
             logs[positive] = np.log(values[positive]) + log_scale
             log_values[wanted[t]] = logs
 
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-        t = T - 1
-        record(t)
-        while t > first:
-            lo = max(first + 1, t - chunk + 1)
-            block = _assemble(cell, factors, np.arange(lo, t + 1))  # J_lo .. J_t
-            for offset in range(t - lo, -1, -1):
-                product = product @ block[offset]  # times J_t: now d h_{T-1} / d s_{t-1}
-                t -= 1
-                top = np.max(np.abs(product))
-                if top > 0 and np.isfinite(top):
-                    product /= top
-                    log_scale += np.log(top)
-                record(t)
+        record(T - 1)
+        for t in range(T - 1, first, -1):
+            product = _apply_transpose(cell, factors, t, product)  # now for s_{t-1}
+            top = np.max(np.abs(product))
+            if top > 0 and np.isfinite(top):
+                product /= top
+                log_scale += np.log(top)
+            record(t - 1)
         return log_values if log else np.exp(log_values)
 
 
@@ -388,7 +383,7 @@ def _layer_factors(cell, params, trace, layer, batch_index, nonlinearity):
             else:
                 raise ValueError(f"nonlinearity must be tanh, sigmoid or relu, got "
                                  f"{nonlinearity!r}")
-            return {"W": blocks[0], "dphi": dphi}, H
+            return {"W": blocks, "dphi": dphi}, H
         g = {name: trace.gates[name][layer, :, batch_index] for name in GATE_NAMES[cell]}
         if cell == "lstm":
             i, f, gg, o = g["i"], g["f"], g["g"], g["o"]
@@ -411,7 +406,7 @@ def _assemble(cell, factors, steps) -> np.ndarray:
     W = factors["W"]
     with np.errstate(over="ignore", invalid="ignore"):
         if cell == "rnn":
-            return factors["dphi"][steps, :, None] * W  # (n, H, H)
+            return factors["dphi"][steps, :, None] * W[0]  # (n, H, H)
         if cell == "gru":
             W_r, W_z, W_n = W
             jac = (factors["from_z"][steps, :, None] * W_z
@@ -435,6 +430,45 @@ def _assemble(cell, factors, steps) -> np.ndarray:
         return jac
 
 
+def _apply(cell, factors, t, v):
+    """J_t @ v without forming J_t: v (S, k) -> (S, k), O(G H^2 k). The equations are those of
+    the module docstring, grouped around W_hh @ v_h (one matmul for all gates)."""
+    W = factors["W"]  # (G, H, H)
+    H = W.shape[1]
+    if cell == "rnn":
+        return factors["dphi"][t][:, None] * (W[0] @ v)
+    projected = W.reshape(-1, H) @ v[:H]  # (G*H, k): every gate block times v_h
+    if cell == "gru":
+        p_r, p_z, p_n = projected.reshape(3, H, -1)
+        return (factors["z"][t][:, None] * v + factors["from_z"][t][:, None] * p_z
+                + factors["from_n"][t][:, None] * p_n + factors["from_r"][t][:, None] * p_r)
+    p_i, p_f, p_g, p_o = projected.reshape(4, H, -1)
+    dc = (factors["from_i"][t][:, None] * p_i + factors["from_f"][t][:, None] * p_f
+          + factors["from_g"][t][:, None] * p_g + factors["f"][t][:, None] * v[H:])  # (H, k)
+    dh = factors["from_o"][t][:, None] * p_o + factors["out_gain"][t][:, None] * dc
+    return np.concatenate([dh, dc])
+
+
+def _apply_transpose(cell, factors, t, v):
+    """J_t^T @ v without forming J_t: v (S, k) -> (S, k). The backward recursions of
+    ``engine.cells`` with v as the upstream gradient."""
+    W = factors["W"]  # (G, H, H)
+    H = W.shape[1]
+    if cell == "rnn":
+        return W[0].T @ (factors["dphi"][t][:, None] * v)
+    if cell == "gru":
+        gains = np.concatenate([factors["from_r"][t], factors["from_z"][t],
+                                factors["from_n"][t]])[:, None]  # (3H, 1)
+        return factors["z"][t][:, None] * v + W.reshape(-1, H).T @ (gains * np.tile(v, (3, 1)))
+    v_h, v_c = v[:H], v[H:]
+    total_c = v_c + factors["out_gain"][t][:, None] * v_h  # what reaches c_t, (H, k)
+    gains = np.concatenate([factors["from_i"][t][:, None] * total_c,
+                            factors["from_f"][t][:, None] * total_c,
+                            factors["from_g"][t][:, None] * total_c,
+                            factors["from_o"][t][:, None] * v_h])  # (4H, k)
+    return np.concatenate([W.reshape(-1, H).T @ gains, factors["f"][t][:, None] * total_c])
+
+
 def _qr_sweep(cell, factors, frame, seq_len, warmup) -> tuple[np.ndarray, np.ndarray]:
     """QR re-orthonormalisation started from ``frame`` (S, k) over J_0 .. J_{T-1}.
     Returns the k sums of ln |diag R_t| over t = warmup .. T-1 (k,) and, after each of those
@@ -442,19 +476,15 @@ def _qr_sweep(cell, factors, frame, seq_len, warmup) -> tuple[np.ndarray, np.nda
     S, k = frame.shape
     sums = np.zeros(k)  # follows the frame's columns when ``_reorthonormalise`` reorders them
     running = np.empty(seq_len - warmup)
-    chunk = max(1, _CHUNK_ELEMENTS // (S * S))
     q = frame
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-        for start in range(0, seq_len, chunk):
-            block = _assemble(cell, factors, np.arange(start, min(seq_len, start + chunk)))
-            for offset, jac in enumerate(block):
-                t = start + offset
-                q, logs, order = _reorthonormalise(jac @ q)  # (S, k), (k,), (k,) or None
-                if order is not None:
-                    sums = sums[order]
-                if t >= warmup:
-                    sums += logs  # -inf + finite = -inf; +inf cannot occur (J_t is finite)
-                    running[t - warmup] = sums.max() / (t - warmup + 1)
+        for t in range(seq_len):
+            q, logs, order = _reorthonormalise(_apply(cell, factors, t, q))  # (S, k), (k,)
+            if order is not None:
+                sums = sums[order]
+            if t >= warmup:
+                sums += logs  # -inf + finite = -inf; +inf cannot occur (J_t is finite)
+                running[t - warmup] = sums.max() / (t - warmup + 1)
     return sums, running
 
 

@@ -175,6 +175,42 @@ def test_largest_singular_value_is_jacobian_norms(cell):
         np.testing.assert_allclose(values[:, 0], reference.norms[layer], rtol=1e-10)
 
 
+@pytest.mark.parametrize(("cell", "nonlinearity"), CELL_CASES, ids=CELL_CASE_IDS)
+def test_sweeps_agree_with_explicit_products_of_the_step_jacobians(cell, nonlinearity):
+    """The spectrum and the singular values apply J_t (and J_t^T) without forming it; here they
+    are recomputed from ``step_jacobians`` by plain matrix products and NumPy's QR and SVD."""
+    H, T = 4, 12
+    params = engine.init_params(cell, 3, H, 2, 2, scale=1.5, seed=7)
+    inputs, targets = engine.random_batch(T, 2, 3, 2, seed=7)
+    trace = engine.run(cell, params, inputs, targets, nonlinearity=nonlinearity)
+    jacobians = lyapunov.step_jacobians(cell, params, trace, 1, batch_index=1)  # (T, S, S)
+    S = jacobians.shape[1]
+    q, _ = np.linalg.qr(jacobians[1] @ jacobians[0])  # the frame the warm-up leaves behind
+    sums = np.zeros(S)
+    with np.errstate(divide="ignore"):
+        for jac in jacobians[2:]:
+            q, r = np.linalg.qr(jac @ q)
+            sums += np.log(np.abs(np.diag(r)))
+    reference = np.sort(sums / (T - 2))[::-1]
+    result = lyapunov.lyapunov_spectrum(cell, params, trace, layer=1, warmup=2, batch_index=1)
+    # A relu unit that is off at some step makes J_t singular: the engine gives exact -inf
+    # there, plain QR gives rounding noise (ln 1e-16 or so per such step).
+    finite = int(np.isfinite(result.exponents).sum())
+    assert finite >= 1
+    np.testing.assert_allclose(result.exponents[:finite], reference[:finite], rtol=1e-9,
+                               atol=1e-12)
+    assert np.all(reference[finite:] < -2.0)
+    product, expected = np.eye(S), []
+    for t in range(T - 1, -1, -1):
+        expected.append(np.linalg.svd(product[:H, :H], compute_uv=False))
+        product = product @ jacobians[t]
+    values = lyapunov.jacobian_product_singular_values(cell, params, trace, np.arange(T),
+                                                       layer=1, batch_index=1)
+    expected = np.array(expected[::-1])  # (T, H)
+    # An SVD is accurate to rounding relative to the largest singular value of its matrix.
+    assert np.all(np.abs(values - expected) <= 1e-9 * expected + 1e-12 * expected[:, :1])
+
+
 @pytest.mark.parametrize("scale", [0.5, 1.0, 1.7])
 def test_scaled_orthogonal_products_have_every_singular_value_scale_to_the_distance(scale):
     T = 40
