@@ -39,6 +39,16 @@ from .diagnostics import (
     retention,
     weight_grad_contributions,
 )
+from .lyapunov import (
+    LyapunovSpectrum,
+    States,
+    forward_states,
+    jacobian_product_singular_values,
+    largest_exponent_grid,
+    lyapunov_spectrum,
+    state_size,
+    step_jacobians,
+)
 from .params import CARRY_GATE, CELLS, GATE_NAMES, INITS, init_params
 from .tasks import TASKS, chance_level, sequence_length, task_shape
 from .theory import (
@@ -52,7 +62,9 @@ from .theory import (
 __all__ = [
     "ACTIVATIONS", "CARRY_GATE", "CELLS", "DERIVATIVE_BOUND", "GATE_NAMES", "INITS", "LOSS_AT",
     "NONLINEARITIES", "TASKS",
-    "JacobianNorms", "LossReach", "Spectrum", "Trace",
+    "JacobianNorms", "LossReach", "LyapunovSpectrum", "Spectrum", "States", "Trace",
+    "forward_states", "jacobian_product_singular_values", "largest_exponent_grid",
+    "lyapunov_spectrum", "state_size", "step_jacobians",
     "activation", "activation_grad", "carry_gain", "carry_path_grad_norms", "cell_grad_norms",
     "chance_level", "clip_grad_norm", "clip_grad_value", "compose", "contribution_norms",
     "cosine", "derivative_bound", "global_norm", "grad_maxima", "grad_norms", "init_params",

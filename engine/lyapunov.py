@@ -42,7 +42,7 @@ Pure NumPy, float64, stateless.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -80,8 +80,12 @@ class LyapunovSpectrum(NamedTuple):
     batch_index: int  # which sequence of the batch
 
 
+# The per-step diagonal factors of J_t ((T, H) each) and the H x H weight blocks of one layer.
+Factors = dict[str, np.ndarray]
+
+
 def forward_states(cell: str, params: dict[str, np.ndarray], inputs: np.ndarray, *,
-                   nonlinearity: str = "tanh", h0=None) -> States:
+                   nonlinearity: str = "tanh", h0: Any = None) -> States:
     """Forward pass only, with the cells' own ``forward``: no read-out, loss or backward.
 
     inputs: (T, B, D). h0: None (zeros), (L, B, H), or for lstm a pair (h0, c0).
@@ -254,7 +258,7 @@ def jacobian_product_singular_values(cell: str, params: dict[str, np.ndarray],
     steps = _check_steps(steps, T)
     S = state_size(cell, H)
     log_values = np.empty((len(steps), H))
-    wanted = {}
+    wanted: dict[int, list[int]] = {}
     for index, t in enumerate(steps):
         wanted.setdefault(int(t), []).append(index)
     product = np.eye(S, H)  # (S, H): (d h_{T-1} / d s_t)^T, starting at t = T-1
@@ -338,7 +342,7 @@ def _check_layer(layer: int, num_layers: int) -> int:
     return int(layer) % num_layers
 
 
-def _check_steps(steps, seq_len: int) -> np.ndarray:
+def _check_steps(steps: Any, seq_len: int) -> np.ndarray:
     steps = np.asarray(steps)
     if steps.ndim != 1 or steps.size == 0 or not np.issubdtype(steps.dtype, np.integer):
         raise ValueError(f"steps must be a non-empty 1-D sequence of integers, got {steps!r}")
@@ -348,7 +352,8 @@ def _check_steps(steps, seq_len: int) -> np.ndarray:
     return steps % seq_len
 
 
-def _layer_factors(cell, params, trace, layer, batch_index, nonlinearity):
+def _layer_factors(cell: str, params: dict[str, np.ndarray], trace: Any, layer: int,
+                   batch_index: int, nonlinearity: str | None) -> tuple[Factors, int]:
     """The per-step diagonal factors of J_t for one layer and sequence, each (T, H), plus the
     H x H weight blocks: everything ``_assemble`` needs. Returns (factors dict, H)."""
     if cell not in CELL_MODULES:
@@ -401,7 +406,7 @@ def _layer_factors(cell, params, trace, layer, batch_index, nonlinearity):
                 "from_n": (1 - z) * dn * r, "from_r": (1 - z) * dn * m * r * (1 - r)}, H
 
 
-def _assemble(cell, factors, steps) -> np.ndarray:
+def _assemble(cell: str, factors: Factors, steps: np.ndarray) -> np.ndarray:
     """The step Jacobians J_t for t in ``steps`` (an index array), (len(steps), S, S)."""
     W = factors["W"]
     with np.errstate(over="ignore", invalid="ignore"):
@@ -430,7 +435,7 @@ def _assemble(cell, factors, steps) -> np.ndarray:
         return jac
 
 
-def _apply(cell, factors, t, v):
+def _apply(cell: str, factors: Factors, t: int, v: np.ndarray) -> np.ndarray:
     """J_t @ v without forming J_t: v (S, k) -> (S, k), O(G H^2 k). The equations are those of
     the module docstring, grouped around W_hh @ v_h (one matmul for all gates)."""
     W = factors["W"]  # (G, H, H)
@@ -449,7 +454,7 @@ def _apply(cell, factors, t, v):
     return np.concatenate([dh, dc])
 
 
-def _apply_transpose(cell, factors, t, v):
+def _apply_transpose(cell: str, factors: Factors, t: int, v: np.ndarray) -> np.ndarray:
     """J_t^T @ v without forming J_t: v (S, k) -> (S, k). The backward recursions of
     ``engine.cells`` with v as the upstream gradient."""
     W = factors["W"]  # (G, H, H)
@@ -469,7 +474,8 @@ def _apply_transpose(cell, factors, t, v):
     return np.concatenate([W.reshape(-1, H).T @ gains, factors["f"][t][:, None] * total_c])
 
 
-def _qr_sweep(cell, factors, frame, seq_len, warmup) -> tuple[np.ndarray, np.ndarray]:
+def _qr_sweep(cell: str, factors: Factors, frame: np.ndarray, seq_len: int,
+              warmup: int) -> tuple[np.ndarray, np.ndarray]:
     """QR re-orthonormalisation started from ``frame`` (S, k) over J_0 .. J_{T-1}.
     Returns the k sums of ln |diag R_t| over t = warmup .. T-1 (k,) and, after each of those
     steps, the largest of the k running averages (T - warmup,)."""
@@ -488,7 +494,7 @@ def _qr_sweep(cell, factors, frame, seq_len, warmup) -> tuple[np.ndarray, np.nda
     return sums, running
 
 
-def _reorthonormalise(moved: np.ndarray):
+def _reorthonormalise(moved: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Thin QR of ``moved`` = J_t Q (S, k). Returns (Q (S, k) orthonormal, ln |diag R| (k,),
     order): ``order`` is None when the columns kept their places, else the permutation (new column
     j was old column order[j]) to apply to anything that follows the columns.
