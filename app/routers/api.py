@@ -27,6 +27,7 @@ from gradient_flow_lab.app.schemas import (
     view_work,
 )
 from gradient_flow_lab.app.views import ViewResult, build_view
+from gradient_flow_lab.app.views import bptt as bptt_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -130,8 +131,11 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
     loop for each thing it has to tell. A client that goes away cancels the generator at its
     next await.
     """
-    yield _event("meta", {"config": query.config.model_dump(), "view": query.view,
-                          "seq_len": query.seq_len, "num_layers": query.num_layers})
+    meta = {"config": query.config.model_dump(), "view": query.view,
+            "seq_len": query.seq_len, "num_layers": query.num_layers}
+    if query.view == "bptt":  # the columns the unrolled picture draws
+        meta.update(bptt_view.stream_meta(query.config))
+    yield _event("meta", meta)
     yield _event("progress", {"stage": "starting", "fraction": 0.0})
     loop = asyncio.get_running_loop()
     news: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()

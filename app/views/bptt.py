@@ -28,6 +28,12 @@ DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks fo
 REACH_WORK = 250_000_000
 
 
+def stream_meta(config: SimulationConfig) -> dict:
+    """What the stream's ``meta`` event adds for this page: the steps the unrolled network draws
+    as columns, so the page lights up the server's columns during the sweep."""
+    return {"unrolled_steps": figures.unrolled_columns(config.seq_len).tolist()}
+
+
 def relative_difference(approx: dict, exact: dict) -> float:
     """||approx - exact|| / ||exact|| over every parameter gradient: 0 when they are equal,
     nan when only the exact one is 0."""
