@@ -28,7 +28,7 @@ function readControls() {
   return next;
 }
 
-// Sliders clamp and snap what the URL asked for (depth=80 becomes 50): keep the state equal to
+// Sliders clamp and snap what the URL asked for (a depth beyond the maximum becomes the maximum): keep the state equal to
 // what the controls show, so the API is never asked for a value the page does not display.
 fillControls(controls, state);
 state = readControls();

@@ -221,7 +221,9 @@ function showSummary(summary) {
     return li;
   }));
   const notes = [];
-  if (summary.truncation_defaulted) notes.push("Truncation was 0 (off), so the comparison uses k = 10.");
+  if (summary.truncation_defaulted) {
+    notes.push(`Truncation was 0 (off), so the comparison uses k = ${summary.truncation_k}.`);
+  }
   if (summary.truncation_is_exact) {
     notes.push(`k ≥ T: one chunk holds the whole sequence, so truncated BPTT is exactly full BPTT here.`);
   } else {
