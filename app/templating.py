@@ -21,3 +21,5 @@ NAV_LINKS: tuple[tuple[str, str], ...] = (
 templates = Jinja2Templates(directory=templates_dir())
 templates.env.globals["nav_links"] = NAV_LINKS
 templates.env.globals["select_options"] = options
+# Field specs keep the model's field order (the order of the links the pages write).
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": False}
