@@ -25,22 +25,18 @@ import statistics
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser import launch_browser
+from tests.browser import STREAM_TAP, launch_browser
 from tests.load_test import start_server
 
 FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
 
-# Records when each EventSource opens and when its `result` event arrives (this listener is
-# added in the constructor, so it runs before the page's own handler).
-INSTRUMENT = """
+# Records when each stream opens and when its `result` event arrives (tests.browser.STREAM_TAP
+# sees the stream's bytes as they come in, alongside the page's own reader).
+INSTRUMENT = STREAM_TAP + """
 window.__bench = { openAt: 0, resultAt: 0 };
-const OriginalEventSource = window.EventSource;
-window.EventSource = class extends OriginalEventSource {
-  constructor(...args) {
-    super(...args);
-    window.__bench.openAt = performance.now();
-    this.addEventListener("result", () => { window.__bench.resultAt = performance.now(); });
-  }
+window.__onStreamOpen = () => { window.__bench.openAt = performance.now(); };
+window.__onStreamEvent = (name) => {
+  if (name === "result") window.__bench.resultAt = performance.now();
 };
 """
 

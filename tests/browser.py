@@ -77,3 +77,53 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# An init script that lets a test see the Server-Sent Events the page receives: it wraps
+# window.fetch, and for every request to a `/stream` URL it tees the response body and records
+# {url, openedAt, status, events: [{name, data, at}]} in window.__streams, calling
+# window.__onStreamOpen(url) as the request leaves and window.__onStreamEvent(name, data) for
+# each event as it arrives. The page reads its own copy
+# of the stream untouched.
+STREAM_TAP = """
+window.__streams = [];
+const __originalFetch = window.fetch;
+window.fetch = async function (input, init) {
+  const url = String(input instanceof Request ? input.url : input);
+  if (!url.includes('/stream')) return __originalFetch.call(this, input, init);
+  const record = { url, openedAt: performance.now(), status: 0, events: [] };
+  window.__streams.push(record);
+  window.__onStreamOpen?.(url);
+  const response = await __originalFetch.call(this, input, init);
+  record.status = response.status;
+  if (!response.ok || !response.body) return response;
+  const [mine, theirs] = response.body.tee();
+  (async () => {
+    const reader = mine.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\\r\\n?/g, '\\n');
+        let end;
+        while ((end = buffer.indexOf('\\n\\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let name = 'message';
+          const data = [];
+          for (const line of block.split('\\n')) {
+            if (line.startsWith('event:')) name = line.slice(6).trim();
+            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+          }
+          if (!data.length) continue;
+          record.events.push({ name, data: data.join('\\n'), at: performance.now() });
+          window.__onStreamEvent?.(name, data.join('\\n'));
+        }
+      }
+    } catch (error) { /* the page aborted the stream */ }
+  })();
+  return new Response(theirs, { status: response.status, statusText: response.statusText,
+                                headers: response.headers });
+};
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import screenshot
+from tests.browser import STREAM_TAP, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -98,19 +98,15 @@ def test_compare_page_draws_three_cells(page):
 
 def test_a_long_comparison_says_which_cell_it_is_running(page):
     # Each stage the stream names is shown in the status line while the run computes.
-    page.add_init_script("""
+    page.add_init_script(STREAM_TAP + """
       window.__shown = [];
       window.__sent = [];
       new MutationObserver(() => {
         const text = document.getElementById('status')?.textContent ?? '';
         if (text.startsWith('computing: ')) window.__shown.push(text);
       }).observe(document, { subtree: true, childList: true, characterData: true });
-      const Original = window.EventSource;
-      window.EventSource = class extends Original {
-        constructor(...args) {
-          super(...args);
-          this.addEventListener('progress', (e) => window.__sent.push(JSON.parse(e.data).stage));
-        }
+      window.__onStreamEvent = (name, data) => {
+        if (name === 'progress') window.__sent.push(JSON.parse(data).stage);
       };
     """)
     # The largest comparison the work budget allows: over a second of NumPy here.

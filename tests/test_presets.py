@@ -4,7 +4,6 @@ description claims, checked with numbers."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
@@ -131,16 +130,3 @@ def test_home_page_links_every_preset(client):
     for preset in PRESETS:
         assert preset_url(preset).replace("&", "&amp;") in response.text, preset["slug"]
 
-
-def test_explore_table_matches_the_config_defaults():
-    """static/js/state.js's SIMULATION_FIELDS names every field with SimulationConfig's default."""
-    source = (Path(__file__).resolve().parent.parent / "static/js/state.js").read_text()
-    table = dict(re.findall(r"^\s+(\w+): \{ type: \"\w+\", default: ([^ ]+) \},$", source, re.M))
-    assert set(table) == set(SimulationConfig.model_fields)
-    for name, field in SimulationConfig.model_fields.items():
-        default = field.default
-        written = table[name].strip('"')
-        if isinstance(default, str):
-            assert written == default, name
-        else:
-            assert float(written) == float(default), name

@@ -27,6 +27,7 @@ from gradient_flow_lab.app.schemas import (
     view_work,
 )
 from gradient_flow_lab.app.views import ViewResult, build_view
+from gradient_flow_lab.app.views import bptt as bptt_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -209,8 +210,11 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
 
 def _meta(query: SimulationQuery) -> dict:
     """The stream's first event: what is being computed, so the page can lay out its plots."""
-    return {"config": query.config.model_dump(), "view": query.view,
+    meta = {"config": query.config.model_dump(), "view": query.view,
             "seq_len": query.seq_len, "num_layers": query.num_layers}
+    if query.view == "bptt":  # the columns the unrolled picture draws
+        meta.update(bptt_view.stream_meta(query.config))
+    return meta
 
 
 def _already_told(news: MemoryObjectReceiveStream[News]) -> list[News]:

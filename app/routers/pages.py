@@ -1,15 +1,55 @@
-"""HTML pages rendered from templates/."""
+"""HTML pages rendered from templates/.
+
+Each page gets the field specs of its query (``fields``): its controls take their bounds,
+steps, choices and defaults from them, and its script reads them from a JSON block, so the
+pydantic models in app/schemas.py are the only place a bound or a default is written."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from gradient_flow_lab.app.fieldspecs import field_specs
 from gradient_flow_lab.app.presets import presets_with_urls
-from gradient_flow_lab.app.schemas import TrainingConfig
+from gradient_flow_lab.app.routers.activations import ActivationsQuery
+from gradient_flow_lab.app.schemas import CELL_NAMES, SimulationConfig, TrainingConfig
 from gradient_flow_lab.app.templating import templates
+from gradient_flow_lab.app.views.bptt import DEFAULT_TRUNCATION
 
 router = APIRouter(tags=["pages"])
+
+
+def _explore_fields() -> dict:
+    specs = field_specs(SimulationConfig)
+    layers = specs["num_layers"]
+    # Which layer the hidden-state heatmap shows: kept in the URL, never sent to the API (the
+    # server sends every layer).
+    specs["hidden_layer"] = {"name": "hidden_layer", "type": "int", "default": 0, "min": 0,
+                             "max": layers["max"] - 1, "step": 1, "api": False,
+                             "description": "Layer shown in the hidden-state heatmap."}
+    return specs
+
+
+# The fields of each page's state, in URL order, with the page's own defaults where it has them.
+PAGE_FIELDS = {
+    "explore": _explore_fields,
+    "activations": lambda: field_specs(ActivationsQuery),
+    # A loss at every step, so the band of the reach matrix shows, and a truncation to compare.
+    "bptt": lambda: field_specs(
+        SimulationConfig, ["cell", "nonlinearity", "seq_len", "num_layers", "hidden_size",
+                           "weight_scale", "init", "loss_at", "truncation", "seed"],
+        defaults={"loss_at": "all", "truncation": DEFAULT_TRUNCATION}),
+    # The page is about gated cells, so it opens on the LSTM.
+    "cells": lambda: field_specs(SimulationConfig, defaults={"cell": "lstm"}),
+    "compare": lambda: field_specs(
+        SimulationConfig, ["nonlinearity", "seq_len", "hidden_size", "weight_scale", "init",
+                           "forget_bias", "loss_at", "seed"]),
+    "train": lambda: field_specs(TrainingConfig),
+}
+
+
+def page_fields(name: str) -> dict:
+    return PAGE_FIELDS[name]()
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -24,7 +64,8 @@ PAGES = ("explore", "activations", "bptt", "cells", "compare")
 
 def _page_route(name: str):
     def page(request: Request) -> HTMLResponse:
-        context = {"active_path": f"/{name}", "presets": presets_with_urls()}
+        context = {"active_path": f"/{name}", "presets": presets_with_urls(),
+                   "fields": page_fields(name)}
         return templates.TemplateResponse(request, f"{name}.html", context)
 
     page.__name__ = f"{name}_page"
@@ -38,6 +79,6 @@ for _name in PAGES:
 
 @router.get("/train", response_class=HTMLResponse)
 def train_page(request: Request) -> HTMLResponse:
-    # the page's defaults are the API's defaults, written once in TrainingConfig
-    context = {"active_path": "/train", "defaults": TrainingConfig().model_dump()}
+    context = {"active_path": "/train", "fields": page_fields("train"),
+               "cell_names": CELL_NAMES}
     return templates.TemplateResponse(request, "train.html", context)

@@ -26,6 +26,12 @@ DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks fo
 REACH_WORK = 250_000_000
 
 
+def stream_meta(config: SimulationConfig) -> dict:
+    """What the stream's ``meta`` event adds for this page: the steps the unrolled network draws
+    as columns, so the page lights up the server's columns during the sweep."""
+    return {"unrolled_steps": figures.unrolled_columns(config.seq_len).tolist()}
+
+
 def reach_check(reach: engine.LossReach, seq_len: int, k: int, overflow: int | None) -> dict:
     """Pass when every d L_t / d h_s of the truncated run outside t's chunk is exactly 0."""
     label = f"Truncated gradient reaches back at most k = {k} steps"

@@ -3,14 +3,12 @@
 
 import { throttle } from "./api.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readControl, readState, toQuery, writeState } from "./state.js";
+import { fillControls, onControlInput, pageFields, readControl, readState, toQuery,
+  writeState } from "./state.js";
 import { formatNumber, wireViewDownload } from "./ui.js";
 
-// One table drives the URL, the controls and the API query (same names as the API's fields).
-const TABLE = {
-  depth: { type: "int", default: 10 },
-  x0: { type: "float", default: 0.5 },
-};
+// One table drives the URL, the controls and the API query: the specs of ActivationsQuery.
+const TABLE = pageFields();
 const FIGURE_NAMES = ["curves", "iterates", "chain", "spread"];
 
 const root = document.getElementById("activations");
@@ -30,7 +28,7 @@ function readControls() {
   return next;
 }
 
-// Sliders clamp and snap what the URL asked for (depth=80 becomes 50): keep the state equal to
+// Sliders clamp and snap what the URL asked for (a depth beyond the maximum becomes the maximum): keep the state equal to
 // what the controls show, so the API is never asked for a value the page does not display.
 fillControls(controls, state);
 state = readControls();

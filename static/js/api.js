@@ -1,41 +1,41 @@
-// Streams a simulation from the server with Server-Sent Events. Latest wins: opening a new
-// stream closes the previous one, and events of a superseded stream are ignored, so a stale
-// response can never overwrite a newer one.
+// Streams a simulation from the server (Server-Sent Events read with fetch, static/js/sse.js).
+// Latest wins: opening a new stream aborts the previous one, and events of a superseded stream
+// are ignored, so a stale response can never overwrite a newer one.
+import { StreamError, readStream } from "./sse.js";
 
-let generation = 0;
-let current = null;
+let current = null; // the AbortController of the stream in flight
 
+// Calls handlers.<event>(data) for meta, progress, backward and result; handlers.error(message)
+// once if the server refuses the request (its 422 message), sends an `error` event, stops
+// before the result, or cannot be reached. Returns a function that cancels the stream.
 export function openStream(path, query, handlers) {
-  const mine = ++generation;
-  if (current) current.close();
-  const source = new EventSource(`${path}?${query}`);
-  current = source;
-  const live = () => mine === generation;
-  for (const name of ["meta", "progress", "backward", "result"]) {
-    source.addEventListener(name, (event) => {
-      if (!live()) return;
-      const data = JSON.parse(event.data);
-      if (name === "result") { source.close(); if (current === source) current = null; }
-      handlers[name]?.(data);
-    });
-  }
-  source.onerror = () => {
-    if (!live()) return;
-    source.close();
-    // EventSource hides the HTTP status; ask again with fetch to show the 422 message.
-    fetch(`${path}?${query}`).then(async (response) => {
-      if (!live()) return;
-      let message = `request failed (HTTP ${response.status})`;
-      if (response.status === 422) {
-        const body = await response.json();
-        message = body.detail.map((d) => d.msg).join("; ");
-      } else if (response.ok) {
-        return; // the stream had simply ended
-      }
-      handlers.error?.(message);
-    }).catch(() => live() && handlers.error?.("the server is not answering"));
+  current?.abort();
+  const controller = new AbortController();
+  current = controller;
+  const live = () => current === controller;
+  let finished = false;
+  const onEvent = (name, text) => {
+    if (!live() || finished) return;
+    const data = JSON.parse(text);
+    if (name === "error" || name === "result") finished = true;
+    try {
+      if (name === "error") handlers.error?.(data.message ?? "the server stopped this run");
+      else handlers[name]?.(data);
+    } catch (error) {
+      window.reportError(error); // a bug in the page, not in the stream: keep reading
+    }
   };
-  return () => { if (live()) { generation++; source.close(); } };
+  readStream(`${path}?${query}`, onEvent, { signal: controller.signal })
+    .then(() => {
+      if (live() && !finished) handlers.error?.("the stream ended before the result arrived");
+    })
+    .catch((error) => {
+      if (!live() || error.name === "AbortError") return;
+      handlers.error?.(error instanceof StreamError ? error.message
+        : "the server is not answering");
+    })
+    .finally(() => { if (current === controller) current = null; });
+  return () => { if (live()) { current = null; controller.abort(); } };
 }
 
 // Leading and trailing throttle: the first change runs at once, so a single slider move adds

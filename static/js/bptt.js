@@ -5,18 +5,13 @@
 
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
+import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
-// A loss at every step, so the band of the reach matrix shows, and truncation k = 10 rather
-// than "off" (SimulationConfig's defaults are "last" and 0).
-export const TABLE = simulationTable(
-  ["cell", "nonlinearity", "seq_len", "num_layers", "hidden_size", "weight_scale", "init",
-    "loss_at", "truncation", "seed"],
-  { loss_at: "all", truncation: 10 });
-const MAX_COLUMNS = 60; // as app/figures/bptt.py MAX_COLUMNS
+// The page's fields, with its own defaults (a loss at every step, a truncation to compare).
+export const TABLE = pageFields();
 const FRAME_MS = 45; // one streamed chunk of the sweep per frame: about a second per run
 const DIM = 0.15; // opacity of a node the backward sweep has not reached yet
 
@@ -25,7 +20,7 @@ const page = pageElements();
 const { controls, statusLine, progress } = page;
 const unrolled = $("fig-unrolled");
 
-let state = readState(TABLE);
+let state = loadState(TABLE);
 let lastResult = null;
 let sweep = null;
 let run = 0;
@@ -47,13 +42,6 @@ onControlInput(controls, TABLE, (name, value) => {
 });
 
 // ---- the backward sweep, played out a chunk per frame -------------------------------------
-
-// The steps drawn as columns, exactly as app/figures/bptt.py unrolled_columns picks them.
-function columnsFor(seqLen) {
-  const count = Math.min(seqLen, MAX_COLUMNS);
-  if (count === 1) return [0];
-  return Array.from({ length: count }, (_, i) => Math.floor((i * (seqLen - 1)) / (count - 1)));
-}
 
 function nodeTraceIndex(element) {
   return (element.data ?? []).findIndex((trace) => trace.uid === "nodes");
@@ -90,8 +78,8 @@ class Sweep {
   constructor() { this.queue = []; this.timer = null; this.done = null; this.ready = null; this.cancelled = false; }
 
   // Prepares the unrolled picture: the figure on screen, dimmed, if it has this shape.
-  start(seqLen, layers) {
-    const columns = columnsFor(seqLen);
+  // `columns`: the steps drawn as columns, as the server picks them (meta.unrolled_steps).
+  start(seqLen, layers, columns) {
     const meta = unrolled.layout?.meta;
     const same = meta && meta.seq_len === seqLen && meta.num_layers === layers;
     this.ready = (same ? Promise.resolve() : skeleton(seqLen, layers, columns)).then(() => {
@@ -165,7 +153,7 @@ function replay() {
   const seqLen = norms[0].length;
   sweep?.cancel();
   sweep = new Sweep();
-  sweep.start(seqLen, layers);
+  sweep.start(seqLen, layers, lastResult.series.unrolled_steps);
   const size = Math.max(1, Math.ceil(seqLen / 24));
   for (let stop = seqLen; stop > 0; stop -= size) {
     const steps = [];
@@ -189,7 +177,7 @@ function simulate() {
   const mine = new Sweep();
   sweep = mine;
   streamSimulation(TABLE, state, "bptt", {
-    meta(data) { mine.start(data.seq_len, data.num_layers); },
+    meta(data) { mine.start(data.seq_len, data.num_layers, data.unrolled_steps); },
     progress(data) { showProgress(page, data); },
     backward(data) { mine.push(data); },
     result(data) { mine.finish(() => showResult(data)); },
@@ -233,7 +221,9 @@ function showSummary(summary) {
     return li;
   }));
   const notes = [];
-  if (summary.truncation_defaulted) notes.push("Truncation was 0 (off), so the comparison uses k = 10.");
+  if (summary.truncation_defaulted) {
+    notes.push(`Truncation was 0 (off), so the comparison uses k = ${summary.truncation_k}.`);
+  }
   if (summary.truncation_is_exact) {
     notes.push(`k ≥ T: one chunk holds the whole sequence, so truncated BPTT is exactly full BPTT here.`);
   } else {

@@ -4,14 +4,14 @@
 
 import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
+import { fillControls, loadState, onControlInput, pageFields, readState,
   writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
   onPresentToggle, pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
   showProgress, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
-// This page is about gated cells, so it opens on the LSTM.
-export const TABLE = simulationTable(Object.keys(SIMULATION_FIELDS), { cell: "lstm" });
+// Every simulation field; the page's own default cell (the LSTM) comes with the specs.
+export const TABLE = pageFields();
 
 const $ = (id) => document.getElementById(id);
 const page = pageElements();
@@ -22,7 +22,7 @@ const summaryList = $("cell-summary");
 const presetButtons = [...document.querySelectorAll("[data-preset]")];
 
 const GATED = ["lstm", "gru"];
-let state = readState(TABLE);
+let state = loadState(TABLE);
 let pageNote = "";
 if (!GATED.includes(state.cell)) {
   pageNote = `cell=${state.cell} has no gates, so this page shows the LSTM instead`;

@@ -3,20 +3,19 @@
 
 import { throttle } from "./api.js";
 import { applyFigures, download, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, simulationTable, writeState } from "./state.js";
+import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
-export const TABLE = simulationTable(["nonlinearity", "seq_len", "hidden_size", "weight_scale",
-  "init", "forget_bias", "loss_at", "seed"]);
+export const TABLE = pageFields(); // the fields this page sets; the others take their defaults
 const CELLS = ["rnn", "lstm", "gru"];
 
 const $ = (id) => document.getElementById(id);
 const page = pageElements();
 const { controls, statusLine, progress } = page;
 
-let state = readState(TABLE);
+let state = loadState(TABLE);
 let lastResult = null;
 let run = 0;
 

@@ -3,16 +3,15 @@
 
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigure, applyFigures, download, extend, figureToCsv } from "./plots.js";
-import { fillControls, onControlInput, readState, SIMULATION_FIELDS, simulationTable,
-  writeState } from "./state.js";
+import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // The simulation's fields, plus the layer the hidden-state heatmap shows: a view setting, kept
-// in the URL but never sent (the server sends every layer, the page shows one).
-export const TABLE = { ...simulationTable(Object.keys(SIMULATION_FIELDS)),
-  hidden_layer: { type: "int", default: 0, api: false } };
+// in the URL but never sent (its spec says api: false; the server sends every layer).
+export const TABLE = pageFields();
+const SIMULATION_NAMES = Object.keys(TABLE).filter((name) => TABLE[name].api !== false);
 const SWEEP_AFTER_MS = 250; // runs slower than this draw the backward sweep as it arrives
 const FIGURES = ["grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions"];
 
@@ -23,7 +22,7 @@ const checksList = $("checks");
 const presetSelect = $("preset-select");
 const layerSelect = $("ctl-hidden_layer");
 
-let state = readState(TABLE);
+let state = loadState(TABLE);
 let lastResult = null;
 let currentSweep = null; // the backward sweep being drawn, if any
 let run = 0; // counts simulations started, for tests and the benchmark
@@ -42,7 +41,7 @@ function matchPreset() {
   for (const option of presetSelect.options) {
     if (!option.dataset.query) continue;
     const wanted = { ...defaults(), ...JSON.parse(option.dataset.query) };
-    if (Object.keys(SIMULATION_FIELDS).every((name) => wanted[name] === state[name])) {
+    if (SIMULATION_NAMES.every((name) => wanted[name] === state[name])) {
       presetSelect.value = option.value;
     }
   }

@@ -1,6 +1,17 @@
 // The page's whole state lives in the query string. One declarative table per page (name ->
-// {type, default}) drives both reading the URL and writing it, so a copied link reproduces the
-// exact view, seed included. Controls are any element with `data-param="<name>"`.
+// {type, default, ...}) drives both reading the URL and writing it, so a copied link reproduces
+// the exact view, seed included. Controls are any element with `data-param="<name>"`.
+//
+// The table is the server's: the page's field specs (app/fieldspecs.py, read off the pydantic
+// models) sit in a JSON block, so no bound or default is written in this code.
+
+// The page's field specs, {name: {name, type, default, min, max, step, choices, ...}}, in URL
+// order, from the <script type="application/json" id="field-specs"> block.
+export function pageFields(root = document) {
+  const block = root.getElementById("field-specs");
+  if (!block) throw new Error("this page has no #field-specs block");
+  return JSON.parse(block.textContent);
+}
 
 export function readState(table, search = window.location.search) {
   const query = new URLSearchParams(search);
@@ -19,16 +30,24 @@ function parse(type, raw, fallback) {
   return raw;
 }
 
-// Writes every field that differs from its default (short, readable URLs), keeping unrelated
-// parameters such as `present`.
+// Writes every field of the state, defaults included, so a copied link means the same view
+// even after a default changes; unrelated parameters such as `present` are kept.
 export function writeState(table, state) {
   const url = new URL(window.location.href);
   for (const [name, spec] of Object.entries(table)) {
     const value = state[name];
-    if (value === spec.default || value === undefined) url.searchParams.delete(name);
+    if (value === undefined) url.searchParams.delete(name);
     else url.searchParams.set(name, spec.type === "bool" ? (value ? "1" : "0") : String(value));
   }
   window.history.replaceState(window.history.state, "", url);
+}
+
+// The state the address bar asks for (a field it leaves out takes the spec's default, so old
+// links keep working), written straight back in full.
+export function loadState(table) {
+  const state = readState(table);
+  writeState(table, state);
+  return state;
 }
 
 // The API query: every field, defaults included, so the server sees exactly the page's state.
@@ -74,32 +93,4 @@ export function onControlInput(root, table, onChange) {
     showValue(element);
     onChange(element.dataset.param, value);
   });
-}
-
-// The fields and defaults of app.schemas.SimulationConfig, written once for every page
-// (tests/test_presets.py checks they agree with the server's).
-export const SIMULATION_FIELDS = {
-  cell: { type: "str", default: "rnn" },
-  nonlinearity: { type: "str", default: "tanh" },
-  seq_len: { type: "int", default: 50 },
-  num_layers: { type: "int", default: 1 },
-  hidden_size: { type: "int", default: 32 },
-  input_size: { type: "int", default: 4 },
-  batch_size: { type: "int", default: 1 },
-  weight_scale: { type: "float", default: 1.0 },
-  input_scale: { type: "float", default: 1.0 },
-  init: { type: "str", default: "orthogonal" },
-  forget_bias: { type: "float", default: 1.0 },
-  loss_at: { type: "str", default: "last" },
-  truncation: { type: "int", default: 0 },
-  clip: { type: "float", default: 0.0 },
-  seed: { type: "int", default: 0 },
-};
-
-// A page's state table: the simulation fields it shows, with its own defaults where they differ
-// (toQuery sends every field, so the server always sees the page's choice).
-export function simulationTable(names, pageDefaults = {}) {
-  return Object.fromEntries(names.map((name) => [name, name in pageDefaults
-    ? { ...SIMULATION_FIELDS[name], default: pageDefaults[name] }
-    : SIMULATION_FIELDS[name]]));
 }

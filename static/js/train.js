@@ -1,15 +1,16 @@
 // Training lab: start a stream, extend the curves step by step, stop on demand.
-// Closing the tab or pressing Stop closes the EventSource, and the server stops training.
-import { fillControls, readControl, readState, showValue, toQuery, writeState } from "./state.js";
+// Closing the tab or pressing Stop aborts the stream's one request, and the server stops
+// training. A refused request (a 422, or 503 when every training slot is busy) is known from
+// that same request: nothing is sent twice, so no second run can start unseen.
+import { StreamError, readStream } from "./sse.js";
+import { fillControls, loadState, pageFields, readControl, showValue, toQuery,
+  writeState } from "./state.js";
 import { applyFigure, download, figureToCsv } from "./plots.js";
 import { addDownloadButtons, drawnFigures, enableButtons, figurePayload,
   wireViewDownload } from "./ui.js";
 
-const defaults = JSON.parse(document.getElementById("train-defaults").textContent);
-const TYPES = { lag: "int", hidden_size: "int", batch_size: "int", truncation: "int",
-  steps: "int", seed: "int", lr: "float", clip: "float", forget_bias: "float", noise: "float" };
-const TABLE = Object.fromEntries(Object.entries(defaults).map(
-  ([name, value]) => [name, { type: TYPES[name] ?? "str", default: value }]));
+// The specs of TrainingConfig (app/fieldspecs.py): types, bounds and defaults, written once.
+const TABLE = pageFields();
 
 const form = document.getElementById("controls");
 const statusLine = document.getElementById("status");
@@ -17,8 +18,8 @@ const errorBox = document.getElementById("error-box");
 const notes = document.getElementById("cell-notes");
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
-let state = readState(TABLE);
-let source = null;
+let state = loadState(TABLE);
+let controller = null; // aborts the running stream
 let pending = [];  // step events waiting for the next animation frame
 let divs = {};
 
@@ -48,7 +49,7 @@ function setRunning(running) {
 
 function stop(message) {
   flush();  // draw what has arrived, then nothing more: the stream is closed below
-  if (source) { source.close(); source = null; }
+  if (controller) { controller.abort(); controller = null; }
   setRunning(false);
   if (message) statusLine.textContent = message;
 }
@@ -60,41 +61,45 @@ function start() {
   pending = [];
   const query = toQuery(TABLE, state);
   const url = `/api/train/stream?${query}`;
-  source = new EventSource(url);
-  const mine = source;
+  const mine = new AbortController();
+  controller = mine;
+  const live = () => controller === mine;
   setRunning(true);
   statusLine.textContent = "Starting…";
-  source.addEventListener("meta", (event) => setUp(JSON.parse(event.data)));
-  source.addEventListener("step", (event) => {
-    pending.push(JSON.parse(event.data));
-    if (pending.length === 1) requestAnimationFrame(flush);
-  });
-  source.addEventListener("diverged", (event) => {
-    const data = JSON.parse(event.data);
-    addNote("fail", "✗", data.message);
-  });
-  source.addEventListener("done", (event) => {
-    const data = JSON.parse(event.data);
-    flush();
-    stop(`Done (${data.reason}) after ${data.seconds.toFixed(1)} s.`);
-  });
-  source.onerror = () => {
-    if (source !== mine) return;
-    stop();
-    fetch(url).then(async (response) => {
-      if (response.ok) return;
-      const body = await response.json().catch(() => ({}));
-      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ")
-        : body.detail;
-      showError(`${detail ?? "request failed"} (HTTP ${response.status})`);
-    }).catch(() => showError("The server is not answering."));
+  const handlers = {
+    meta: setUp,
+    step(data) {
+      pending.push(data);
+      if (pending.length === 1) requestAnimationFrame(flush);
+    },
+    diverged(data) { addNote("fail", "✗", data.message); },
+    done(data) {
+      flush();
+      stop(`Done (${data.reason}) after ${data.seconds.toFixed(1)} s.`);
+    },
+    error(data) {
+      stop();
+      showError(data.message ?? "the server stopped the run", "Stopped.");
+    },
   };
+  readStream(url, (name, text) => {
+    if (live()) handlers[name]?.(JSON.parse(text));
+  }, { signal: mine.signal }).then(() => {
+    if (!live()) return;
+    stop();
+    showError("the training stream ended before it was done", "Stopped.");
+  }).catch((error) => {
+    if (!live() || error.name === "AbortError") return;
+    stop();
+    showError(error instanceof StreamError ? `${error.message} (HTTP ${error.status})`
+      : "The server is not answering.");
+  });
 }
 
-function showError(message) {
+function showError(message, status = "Not started.") {
   errorBox.textContent = message;
   errorBox.hidden = false;
-  statusLine.textContent = "Not started.";
+  statusLine.textContent = status;
 }
 
 function addNote(kind, symbol, text) {
