@@ -50,3 +50,49 @@ def page(browser, live_server):
     context.close()
     assert not watch.errors, f"console errors: {watch.errors}"
     assert not watch.foreign_requests, f"requests left 127.0.0.1: {watch.foreign_requests}"
+
+
+# --- `pytest` runs the fast suite; `pytest --all` (what .ci/run does) runs everything ---------
+
+NOT_BY_DEFAULT = ("browser", "slow")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", default=False,
+                     help="also run the tests marked browser or slow (a real Chromium, servers "
+                          "in processes of their own, a fresh install); .ci/run passes it")
+
+
+def _runs_everything(config) -> bool:
+    """--all, a marker expression (`-m browser`), or test files named on the command line
+    (`pytest tests/test_browser_home.py`): the person asked for those tests, so they run."""
+    if config.getoption("--all") or config.option.markexpr:
+        return True
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False  # testpaths: a plain `pytest`
+    here = config.invocation_params.dir
+    return all(not (here / arg.split("::")[0]).is_dir() for arg in config.args)
+
+
+def pytest_collection_modifyitems(config, items):
+    if _runs_everything(config):
+        return
+    kept, left_out = [], []
+    for item in items:
+        marked = any(item.get_closest_marker(name) for name in NOT_BY_DEFAULT)
+        (left_out if marked else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+    config.stash[LEFT_OUT] = len(left_out)
+
+
+LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = config.stash.get(LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} browser/slow tests not run: run `pytest --all` (or bash .ci/run) to "
+            "include them")

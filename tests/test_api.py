@@ -33,7 +33,9 @@ def test_stream_sends_meta_then_backward_in_time_order_then_result(client):
     events = sse_events(response)
     names = [name for name, _ in events]
     assert names[0] == "meta" and names[-1] == "result"
-    assert "progress" in names
+    assert events[0][1]["config"]["seq_len"] == 100 and events[0][1]["config"]["num_layers"] == 2
+    # the page's status line says "starting" at once, before the first step of the sweep
+    assert events[1] == ("progress", {"stage": "starting", "fraction": 0.0}), events[1]
     steps = [t for name, data in events if name == "backward" for t in data["steps"]]
     assert steps == list(range(99, -1, -1)), "the backward sweep goes from T-1 down to 0"
     result = events[-1][1]
