@@ -72,7 +72,8 @@ def server(installed, tmp_path_factory):
 def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed):
     where = subprocess.run(
         [str(installed / "bin" / "python"), "-c",
-         "import app, engine, templates, static; print(app.__file__, templates.__file__)"],
+         "from gradient_flow_lab import app, engine, templates, static; "
+         "print(app.__file__, templates.__file__)"],
         cwd=installed, capture_output=True, text=True, check=True).stdout
     assert str(installed) in where and str(ROOT) not in where
 
