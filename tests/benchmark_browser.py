@@ -25,8 +25,8 @@ import statistics
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser import STREAM_TAP, launch_browser
-from tests.load_test import start_server
+from tests.browser import STREAM_TAP, launch_browser, wait_rendered
+from tests.load_test import warm_server
 
 FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
 
@@ -115,9 +115,7 @@ def measure(url: str, runs: int) -> tuple[list[dict], list[float]]:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.add_init_script(INSTRUMENT)
         page.goto(url + "/explore")
-        page.wait_for_function("() => { const s = document.getElementById('status');"
-                               " return s.dataset.state === 'done'"
-                               " && s.dataset.rendered === s.dataset.run; }", timeout=60_000)
+        wait_rendered(page, timeout=60_000)
         samples = []
         for run in range(runs + 2):
             value = round(0.5 + 0.05 * (run % 40), 2)
@@ -135,12 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     # The server runs in a process of its own, started as the README starts it: in this
     # process it would share the GIL with Playwright's client and measure that too.
-    process, url = start_server(workers=1)
-    try:
-        samples, floor = measure(url, args.runs)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with warm_server(workers=1) as server:
+        samples, floor = measure(server.url, args.runs)
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, "
           f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")

@@ -3,12 +3,15 @@ driven by Python Playwright (never `playwright install`: it downloads a browser)
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port, wait_until
+
+__all__ = ["CHROMIUM", "LiveServer", "PageWatch", "free_port", "launch_browser", "screenshot",
+           "wait_rendered"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -16,13 +19,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LiveServer:
+    """The app served by uvicorn in a thread of this process (tests may look at its state, such
+    as the training slots); for a process of its own, see tests.helpers.running_server."""
+
     def __init__(self) -> None:
         import uvicorn
 
@@ -36,11 +36,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start within 20 s")
-            time.sleep(0.05)
+        wait_until(lambda: self.server.started, 20, "the in-process test server did not start")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -127,3 +123,20 @@ window.fetch = async function (input, init) {
                                 headers: response.headers });
 };
 """
+
+
+# Every simulation page marks its status line: data-run is the latest run started, data-rendered
+# the run whose figures are all drawn (static/js/ui.js), data-state "computing", "done" or "error".
+RENDERED = """([after]) => {
+  const s = document.getElementById('status');
+  return s.dataset.state === 'done' && s.dataset.rendered !== undefined
+    && s.dataset.rendered === s.dataset.run
+    && (after === null || Number(s.dataset.rendered) > Number(after));
+}"""
+
+
+def wait_rendered(page, after: int | str | None = None, timeout: float = 30_000) -> int:
+    """Waits until the latest run's figures are all drawn (and, given ``after``, until that run
+    is newer than run ``after``); returns the run's number."""
+    page.wait_for_function(RENDERED, arg=[after], timeout=timeout)
+    return int(page.locator("#status").get_attribute("data-rendered"))

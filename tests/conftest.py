@@ -17,13 +17,6 @@ REQUIRE_GOLD = os.environ.get("GFL_REQUIRE_GOLD") == "1"
 _gold_skipped: list[str] = []
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    # A placeholder so that .ci/run's `pytest --all` works on this branch: another branch gives
-    # --all its meaning (run the browser and slow tests too). Today every test runs anyway.
-    parser.addoption("--all", action="store_true", default=False,
-                     help="also run the browser and slow tests")
-
-
 def _is_gold_module(path: Path) -> bool:
     return path.suffix == ".py" and "pytest.mark.gold" in path.read_text(encoding="utf-8")
 
@@ -42,13 +35,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _gold_skipped and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if _gold_skipped:
-        terminalreporter.section("gold tests skipped with GFL_REQUIRE_GOLD=1", red=True)
-        for line in _gold_skipped:
-            terminalreporter.line(line, red=True)
 
 
 @pytest.fixture
@@ -91,3 +77,53 @@ def page(browser, live_server):
     context.close()
     assert not watch.errors, f"console errors: {watch.errors}"
     assert not watch.foreign_requests, f"requests left 127.0.0.1: {watch.foreign_requests}"
+
+
+# --- `pytest` runs the fast suite; `pytest --all` (what .ci/run does) runs everything ---------
+
+NOT_BY_DEFAULT = ("browser", "slow")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", default=False,
+                     help="also run the tests marked browser or slow (a real Chromium, servers "
+                          "in processes of their own, a fresh install); .ci/run passes it")
+
+
+def _runs_everything(config) -> bool:
+    """--all, a marker expression (`-m browser`), or test files named on the command line
+    (`pytest tests/test_browser_home.py`): the person asked for those tests, so they run."""
+    if config.getoption("--all") or config.option.markexpr:
+        return True
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False  # testpaths: a plain `pytest`
+    here = config.invocation_params.dir
+    return all(not (here / arg.split("::")[0]).is_dir() for arg in config.args)
+
+
+def pytest_collection_modifyitems(config, items):
+    if _runs_everything(config):
+        return
+    kept, left_out = [], []
+    for item in items:
+        marked = any(item.get_closest_marker(name) for name in NOT_BY_DEFAULT)
+        (left_out if marked else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+    config.stash[LEFT_OUT] = len(left_out)
+
+
+LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if _gold_skipped:
+        terminalreporter.section("gold tests skipped with GFL_REQUIRE_GOLD=1", red=True)
+        for line in _gold_skipped:
+            terminalreporter.line(line, red=True)
+    left_out = config.stash.get(LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} browser/slow tests not run: run `pytest --all` (or bash .ci/run) to "
+            "include them")

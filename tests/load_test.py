@@ -15,16 +15,18 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from httpx_sse import aconnect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.browser import free_port  # noqa: E402
+from tests.helpers import CONSOLE_COMMAND, Server, running_server  # noqa: E402
 
 DEFAULT = {}  # the configuration model's defaults
 LARGEST = {"seq_len": 1000, "hidden_size": 250, "num_layers": 1, "batch_size": 1,
@@ -95,43 +97,41 @@ async def run_groups(url, groups, duration):
     return results
 
 
-def start_server(workers: int, stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
-    """A `gradient-flow-lab` server process on a free loopback port, warmed up; its log goes
-    to ``stderr``."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=stderr)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    # warm up every worker: the first request of a process pays for imports and caches
-    for _ in range(4 * workers):
-        urllib.request.urlopen(urllib.request.Request(
-            url + "/api/simulate", data=b"{}", headers={"content-type": "application/json"}),
-            timeout=30).read()
-    return process, url
+@contextmanager
+def warm_server(workers: int = 1, log: Path | None = None) -> Iterator[Server]:
+    """A `gradient-flow-lab --workers N` process on a free loopback port (tests.helpers.
+    running_server), its workers warmed up; its output goes to ``log``."""
+    with running_server([*CONSOLE_COMMAND, "--workers", str(workers)], log=log,
+                        stop_timeout=30) as server:
+        # the first request of a process pays for imports and caches
+        for _ in range(4 * workers):
+            urllib.request.urlopen(urllib.request.Request(
+                server.url + "/api/simulate", data=b"{}",
+                headers={"content-type": "application/json"}), timeout=30).read()
+        yield server
 
 
 async def healthz_during_training(duration: float) -> None:
     """/healthz latency while two training streams run (the event loop must stay free)."""
-    process, url = start_server(1)
     params = {"steps": 20000, "cells": "rnn,lstm,gru"}
-    try:
+    with warm_server(1) as server:
+        url = server.url
         async with httpx.AsyncClient(timeout=60) as http:
-            async def consume(deadline):
-                async with http.stream("GET", f"{url}/api/train/stream", params=params) as r:
-                    async for _ in r.aiter_lines():
+            running = [asyncio.Event(), asyncio.Event()]
+
+            async def consume(deadline, started):
+                async with aconnect_sse(http, "GET", f"{url}/api/train/stream",
+                                        params=params) as source:
+                    async for event in source.aiter_sse():
+                        if event.event == "step":
+                            started.set()
                         if time.monotonic() > deadline:
                             return
 
             deadline = time.monotonic() + duration
-            trainings = [asyncio.create_task(consume(deadline)) for _ in range(2)]
-            await asyncio.sleep(2)
+            trainings = [asyncio.create_task(consume(deadline, started)) for started in running]
+            # measure once both trainings are computing steps
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in running)), timeout=60)
             latencies = []
             while time.monotonic() < deadline - 1:
                 started = time.perf_counter()
@@ -140,9 +140,6 @@ async def healthz_during_training(duration: float) -> None:
                 latencies.append(time.perf_counter() - started)
                 await asyncio.sleep(0.2)
             await asyncio.gather(*trainings)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     print(f"| /healthz during two training streams | 1 | {len(latencies)} | - | "
           f"{1e3 * percentile(latencies, 0.5):.1f} | {1e3 * percentile(latencies, 0.99):.1f} "
           f"| 0 | |", flush=True)
@@ -170,14 +167,10 @@ def main() -> None:
             asyncio.run(healthz_during_training(args.duration))
             continue
         workers, groups = SCENARIOS[name]
-        process, url = start_server(workers)
-        try:
-            memory_start = rss_mb(process.pid)
-            results = asyncio.run(run_groups(url, groups, args.duration))
-            memory_end = rss_mb(process.pid)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        with warm_server(workers) as server:
+            memory_start = rss_mb(server.process.pid)
+            results = asyncio.run(run_groups(server.url, groups, args.duration))
+            memory_end = rss_mb(server.process.pid)
         for clients, kind, config, latencies, errors in results:
             label = f"{name} ({kind}, {'largest' if config else 'default'} config)"
             p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)

@@ -7,14 +7,13 @@ import pytest
 
 from gradient_flow_lab.app.views import activations as activations_view
 from gradient_flow_lab.engine import compose
-from tests.strict_json import strict_loads
+from tests.strict_json import strict_json, strict_loads
 
 
 def get_document(client, **params) -> dict:
     response = client.get("/api/activations", params=params)
-    assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
-    return strict_loads(response.text)
+    return strict_json(response)
 
 
 def test_default_request_is_strict_json_with_every_figure(client):

@@ -6,13 +6,11 @@ import pytest
 from gradient_flow_lab.app import progress
 from gradient_flow_lab.app.routers import api
 from gradient_flow_lab.app.schemas import WORK_BUDGET
-from tests.strict_json import sse_events, strict_loads
+from tests.strict_json import post_json, sse_events
 
 
 def test_post_simulate_returns_figures_summary_and_checks(client):
-    response = client.post("/api/simulate", json={"seq_len": 40, "weight_scale": 0.9})
-    assert response.status_code == 200
-    document = strict_loads(response.text)
+    document = post_json(client, "/api/simulate", {"seq_len": 40, "weight_scale": 0.9})
     assert document["config"]["seq_len"] == 40
     assert set(document["figures"]) == {"grad_norms", "layer_heatmap", "hidden_heatmap",
                                         "eigenvalues", "contributions"}
@@ -25,19 +23,19 @@ def test_post_simulate_returns_figures_summary_and_checks(client):
 
 
 def test_defaults_apply_when_the_body_is_empty(client):
-    response = client.post("/api/simulate", json={})
-    assert response.status_code == 200
-    assert strict_loads(response.text)["config"]["cell"] == "rnn"
+    assert post_json(client, "/api/simulate", {})["config"]["cell"] == "rnn"
 
 
 def test_stream_sends_meta_then_backward_in_time_order_then_result(client):
     response = client.get("/api/simulate/stream", params={"seq_len": 100, "num_layers": 2})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(response.text)
+    events = sse_events(response)
     names = [name for name, _ in events]
     assert names[0] == "meta" and names[-1] == "result"
-    assert "progress" in names
+    assert events[0][1]["config"]["seq_len"] == 100 and events[0][1]["config"]["num_layers"] == 2
+    # the page's status line says "starting" at once, before the first step of the sweep
+    assert events[1] == ("progress", {"stage": "starting", "fraction": 0.0}), events[1]
     steps = [t for name, data in events if name == "backward" for t in data["steps"]]
     assert steps == list(range(99, -1, -1)), "the backward sweep goes from T-1 down to 0"
     result = events[-1][1]
@@ -56,7 +54,7 @@ def test_a_long_run_reports_its_stages_while_it_computes(client, monkeypatch, vi
     monkeypatch.setattr(api, "PROGRESS_EVERY", 0.001)  # every stage that lasts a moment
     response = client.get("/api/simulate/stream", params={
         "view": view, "seq_len": 1000, "hidden_size": 100, "num_layers": 2})
-    events = sse_events(response.text)
+    events = sse_events(response)
     reports = [data for name, data in events if name == "progress"]
     assert reports[0]["stage"] == "starting"
     seen = [r["stage"] for r in reports[1:]]
@@ -82,7 +80,7 @@ def test_the_sweep_is_streamed_while_the_figures_are_still_computing(client, mon
     monkeypatch.setattr(api, "PROGRESS_EVERY", 0.0)  # show every stage at once
     response = client.get("/api/simulate/stream", params={
         "view": view, "seq_len": 1000, "hidden_size": 64, "num_layers": 2})
-    events = sse_events(response.text)
+    events = sse_events(response)
     names = [name for name, _ in events]
     later = [data["stage"] for name, data in events[names.index("backward"):]
              if name == "progress"]
@@ -92,9 +90,9 @@ def test_the_sweep_is_streamed_while_the_figures_are_still_computing(client, mon
 
 
 def test_same_seed_same_numbers_different_seed_different(client):
-    first = strict_loads(client.post("/api/simulate", json={"seed": 3}).text)
-    again = strict_loads(client.post("/api/simulate", json={"seed": 3}).text)
-    other = strict_loads(client.post("/api/simulate", json={"seed": 4}).text)
+    first = post_json(client, "/api/simulate", {"seed": 3})
+    again = post_json(client, "/api/simulate", {"seed": 3})
+    other = post_json(client, "/api/simulate", {"seed": 4})
     assert first["series"] == again["series"]
     assert first["series"]["grad_norms"] != other["series"]["grad_norms"]
 
@@ -130,9 +128,7 @@ def test_work_budget_is_checked_before_any_numpy_runs(client):
 
 def test_overflow_is_a_result_marked_in_every_response(client):
     config = {"weight_scale": 10, "seq_len": 500, "nonlinearity": "relu", "init": "orthogonal"}
-    response = client.post("/api/simulate", json=config)
-    assert response.status_code == 200
-    document = strict_loads(response.text)
+    document = post_json(client, "/api/simulate", config)
     overflow = document["summary"]["overflow_step"]
     assert isinstance(overflow, int) and 0 < overflow < 500
     assert document["nonfinite"], "the nulls that stand for inf/nan must be listed"
@@ -143,20 +139,19 @@ def test_overflow_is_a_result_marked_in_every_response(client):
     assert "series.grad_norms" in document["nonfinite"]
     assert 0 not in document["series"]["grad_norms"][0]
     stream = client.get("/api/simulate/stream", params=config)
-    events = sse_events(stream.text)  # parses every event strictly
+    events = sse_events(stream)  # parses every event strictly
     assert events[-1][1]["summary"]["overflow_step"] == overflow
 
 
 def test_exploding_gradient_stays_a_number(client):
-    document = strict_loads(client.post(
-        "/api/simulate", json={"weight_scale": 2.5, "seq_len": 200}).text)
+    document = post_json(client, "/api/simulate", {"weight_scale": 2.5, "seq_len": 200})
     first = document["summary"]["grad_norm_first"]
     assert first > 1e6 * document["summary"]["grad_norm_last"]
 
 
 def test_clipping_reports_norm_before_and_after(client):
-    document = strict_loads(client.post(
-        "/api/simulate", json={"weight_scale": 2.5, "seq_len": 100, "clip": 1.0}).text)
+    document = post_json(client, "/api/simulate",
+                         {"weight_scale": 2.5, "seq_len": 100, "clip": 1.0})
     clipping = document["summary"]["clipping"]
     assert clipping["norm"] > 1.0
     assert clipping["clipped_norm"] == pytest.approx(1.0, rel=1e-5)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import STREAM_TAP, screenshot
+from tests.browser import STREAM_TAP, screenshot, wait_rendered
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT = 30_000
-
-
-def wait_rendered(page, run: int | None = None) -> None:
-    """Until the status line says the latest run's figures are on screen."""
-    page.wait_for_function(
-        "() => { const s = document.getElementById('status');"
-        " return s.dataset.rendered && s.dataset.rendered === s.dataset.run; }",
-        timeout=TIMEOUT)
-    if run is not None:
-        assert int(page.locator("#status").get_attribute("data-rendered")) >= run
 
 
 def plotted(page, name: str) -> bool:

@@ -4,23 +4,11 @@ import re
 
 import pytest
 
-from tests.browser import screenshot
+from tests.browser import screenshot, wait_rendered
 
 pytestmark = pytest.mark.browser
 
 FIGURES = ("gates", "state", "gradients", "carry")
-
-
-def wait_rendered(page, run: int | None = None, timeout: int = 20_000) -> int:
-    """Waits until the figures of run ``run`` (default: the latest started) are drawn."""
-    page.wait_for_function(
-        """(run) => {
-             const s = document.getElementById('status');
-             const wanted = run === null ? s.dataset.run : String(run);
-             return s.dataset.rendered !== undefined && s.dataset.rendered === wanted
-               && s.dataset.run === wanted;
-           }""", arg=run, timeout=timeout)
-    return int(page.locator("#status").get_attribute("data-rendered"))
 
 
 def carry_gain_trace(page) -> list:
@@ -56,9 +44,7 @@ def test_forget_bias_slider_by_keyboard_changes_the_data_and_the_url(page):
         page.keyboard.press("ArrowRight")
     assert page.locator("#out-forget_bias").inner_text() == "4"
     page.wait_for_url(re.compile(r"forget_bias=4(&|$)"))
-    page.wait_for_function("(n) => Number(document.getElementById('status').dataset.rendered) > n",
-                           arg=first, timeout=20_000)
-    wait_rendered(page)
+    wait_rendered(page, after=first)
     after = carry_gain_trace(page)
     assert len(after) == len(before) == 80
     assert after[0] > before[0] * 1e3, "a larger forget bias keeps much more of the error"
@@ -80,9 +66,7 @@ def test_carousel_preset_passes_the_cec_check(page):
     page.goto(page.base_url + "/cells")
     first = wait_rendered(page)
     page.get_by_role("button", name="Constant error carousel").click()
-    page.wait_for_function("(n) => Number(document.getElementById('status').dataset.rendered) > n",
-                           arg=first, timeout=20_000)
-    wait_rendered(page)
+    wait_rendered(page, after=first)
     assert "forget_bias=10" in page.url and "weight_scale=0" in page.url
     assert page.locator("#ctl-forget_bias").input_value() == "10"
     cec = page.locator("#checks [data-check='cec']")

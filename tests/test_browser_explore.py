@@ -8,19 +8,11 @@ from pathlib import Path
 import pytest
 
 from gradient_flow_lab.app.presets import PRESETS, preset_url
-from tests.browser import screenshot
+from tests.browser import screenshot, wait_rendered
 
 pytestmark = pytest.mark.browser
 
 FIGURES = ("grad_norms", "layer_heatmap", "hidden_heatmap", "eigenvalues", "contributions")
-
-
-def wait_until_drawn(page, timeout: float = 20_000) -> None:
-    """Until the latest run's result has been applied to every plot."""
-    page.wait_for_function(
-        "() => { const s = document.getElementById('status');"
-        " return s.dataset.state === 'done' && s.dataset.rendered === s.dataset.run; }",
-        timeout=timeout)
 
 
 def grad_norm_y(page) -> list:
@@ -29,7 +21,7 @@ def grad_norm_y(page) -> list:
 
 def test_explore_draws_every_plot_offline_and_follows_the_slider(page):
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     for name in FIGURES:
         page.wait_for_selector(f"#fig-{name}.js-plotly-plot .main-svg")
         assert page.evaluate(f"() => document.getElementById('fig-{name}').data.length") > 0
@@ -50,15 +42,14 @@ def test_explore_draws_every_plot_offline_and_follows_the_slider(page):
     for _ in range(4):
         page.keyboard.press("ArrowRight")
     assert page.locator("#out-weight_scale").inner_text() == "1.2"
-    page.wait_for_function(f"() => document.getElementById('status').dataset.run !== '{run}'")
-    wait_until_drawn(page)
+    wait_rendered(page, after=run)
     assert grad_norm_y(page) != before
     assert "weight_scale=1.2" in page.url
 
 
 def test_every_control_is_labelled_and_reachable(page):
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     names = page.eval_on_selector_all("[data-param]", "els => els.map(e => e.dataset.param)")
     from gradient_flow_lab.app.schemas import SimulationConfig
 
@@ -81,7 +72,7 @@ def hidden_heatmap_shown(page) -> dict:
 
 def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_menu(page):
     page.goto(page.base_url + "/explore?num_layers=3&hidden_layer=2&seq_len=20")
-    wait_until_drawn(page)
+    wait_rendered(page)
     select = page.get_by_label("Layer shown")
     assert select.locator("option").all_inner_texts() == ["layer 0", "layer 1", "layer 2"]
     assert select.input_value() == "2"
@@ -100,7 +91,7 @@ def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_men
 
     # a network with fewer layers than asked shows its last one
     page.goto(page.base_url + "/explore?num_layers=2&hidden_layer=3")
-    wait_until_drawn(page)
+    wait_rendered(page)
     assert hidden_heatmap_shown(page)["visible"] == [False, True]
     assert page.get_by_label("Layer shown").input_value() == "1"
 
@@ -108,7 +99,7 @@ def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_men
 def test_preset_url_restores_its_state_into_the_controls(page):
     lstm = next(p for p in PRESETS if p["slug"] == "lstm-carousel")
     page.goto(page.base_url + preset_url(lstm))
-    wait_until_drawn(page)
+    wait_rendered(page)
     assert page.locator("#ctl-cell").input_value() == "lstm"
     assert float(page.locator("#ctl-forget_bias").input_value()) == lstm["query"]["forget_bias"]
     assert page.locator("#ctl-seq_len").input_value() == str(lstm["query"]["seq_len"])
@@ -122,7 +113,7 @@ def test_preset_url_restores_its_state_into_the_controls(page):
 
     # Choosing another preset from the menu rewrites controls and URL.
     page.select_option("#preset-select", "exploding-clipped")
-    wait_until_drawn(page)
+    wait_rendered(page)
     assert page.locator("#ctl-cell").input_value() == "rnn"
     assert page.locator("#out-weight_scale").inner_text() == "2.5"
     assert re.search(r"clip=1(\.0)?(&|$)", page.url)
@@ -132,7 +123,7 @@ def test_preset_url_restores_its_state_into_the_controls(page):
 def test_the_overflow_preset_shows_where_it_overflowed(page):
     preset = next(p for p in PRESETS if p["slug"] == "overflow")
     page.goto(page.base_url + preset_url(preset))
-    wait_until_drawn(page)
+    wait_rendered(page)
     marker = page.locator("#overflow-marker")
     assert marker.is_visible()
     assert re.search(r"t = \d+", marker.inner_text())
@@ -154,13 +145,15 @@ def test_out_of_range_url_shows_the_servers_message(page):
 
 def test_projector_mode_reapplies_the_plots_with_big_fonts(page):
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     font = "() => document.getElementById('fig-grad_norms').layout.font.size"
     small = page.evaluate(font)
     page.click("#present-toggle")
     page.wait_for_function(f"() => ({font})() > {small}")
     assert "present=1" in page.url
-    page.wait_for_timeout(300)  # let the resize settle before the picture
+    # the picture once every plot has been resized to its box
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].every(
+      (d) => d._fullLayout && Math.abs(d._fullLayout.width - d.clientWidth) < 2)""")
     screenshot(page, "explore-present")
     page.click("#present-toggle")
     page.wait_for_function(f"() => ({font})() === {small}")
@@ -170,7 +163,7 @@ def test_projector_mode_reapplies_the_plots_with_big_fonts(page):
 
 def test_downloads_give_csv_json_and_an_offline_page(page):
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     holder = page.locator(".figure-downloads[data-figure='grad_norms']")
     with page.expect_download() as csv_download:
         holder.get_by_role("button", name=re.compile("CSV")).click()
@@ -216,8 +209,23 @@ def test_every_plot_offers_png_and_svg_downloads(page):
 
 
 def test_a_slow_older_run_never_overwrites_a_newer_one(page):
+    # Every stream the page opens, and whether it got its result or was closed.
+    page.add_init_script("""
+      window.__streams = [];
+      const Original = window.EventSource;
+      window.EventSource = class extends Original {
+        constructor(url, ...rest) {
+          super(url, ...rest);
+          const entry = { url: String(url), result: false, closed: false };
+          window.__streams.push(entry);
+          this.addEventListener('result', () => { entry.result = true; });
+          const close = this.close.bind(this);
+          this.close = () => { entry.closed = true; close(); };
+        }
+      };
+    """)
     page.goto(page.base_url + "/explore?cell=lstm&hidden_size=200&seq_len=20")
-    wait_until_drawn(page)
+    wait_rendered(page)
     # A long sequence (most of a second here), then at once a short one: the long run's result
     # comes back last, and must never be shown.
     page.evaluate("""() => {
@@ -228,8 +236,12 @@ def test_a_slow_older_run_never_overwrites_a_newer_one(page):
       setTimeout(() => move('21'), 80);
     }""")
     page.wait_for_function("() => location.search.includes('seq_len=21')")
-    wait_until_drawn(page)
-    page.wait_for_timeout(3000)  # ample time for the long run to have come back, had it been kept
+    wait_rendered(page)
+    # The long run is over for the page once its stream is closed or its result is in; only
+    # then could a stale result have been drawn.
+    page.wait_for_function("""() => window.__streams.some((s) => s.url.includes('seq_len=1000')
+                                      && (s.closed || s.result))""", timeout=30_000)
+    wait_rendered(page)
     lengths = page.evaluate("""() => ({
       grad_norms: document.getElementById('fig-grad_norms').data[0].x.length,
       layer_heatmap: document.getElementById('fig-layer_heatmap').data[0].z[0].length,
@@ -246,7 +258,7 @@ def x_range(page) -> list:
 
 def test_a_zoom_survives_the_next_update(page):
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     before = x_range(page)
     # Drag a zoom box across the middle of the gradient-norm plot, as a person would.
     box = page.locator("#fig-grad_norms .nsewdrag").first.bounding_box()
@@ -265,8 +277,7 @@ def test_a_zoom_survives_the_next_update(page):
     slider = page.locator("#ctl-weight_scale")
     slider.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"() => document.getElementById('status').dataset.run !== '{run}'")
-    wait_until_drawn(page)
+    wait_rendered(page, after=run)
     assert x_range(page) == zoomed, "the new figure kept the reader's zoom"
     assert page.evaluate("() => document.querySelector('#fig-grad_norms .main-svg').gflKept"), \
         "the plot was updated in place (Plotly.react), not drawn anew"
@@ -277,7 +288,7 @@ def test_a_drag_sends_a_few_requests_not_one_per_step(page):
     page.on("request", lambda request: "/api/simulate/stream" in request.url
             and opened.append(request.url))
     page.goto(page.base_url + "/explore")
-    wait_until_drawn(page)
+    wait_rendered(page)
     # Twenty slider steps 10 ms apart, as a quick drag makes them.
     opened.clear()
     page.evaluate("""() => new Promise((resolve) => {
@@ -290,7 +301,7 @@ def test_a_drag_sends_a_few_requests_not_one_per_step(page):
         if (step === 20) { clearInterval(timer); resolve(); }
       }, 10);
     })""")
-    wait_until_drawn(page)
+    wait_rendered(page)
     assert 2 <= len(opened) <= 8, f"{len(opened)} requests for 20 steps"
     assert "weight_scale=2" in opened[-1], "the last request carries the last value"
     assert "weight_scale=2" in page.url
@@ -309,7 +320,7 @@ def test_a_long_run_draws_its_backward_sweep_before_the_figures_arrive(page):
     """)
     # About the whole work budget: the server is still on the diagnostics when the sweep is in.
     page.goto(page.base_url + "/explore?cell=lstm&hidden_size=250&seq_len=1000")
-    wait_until_drawn(page, timeout=60_000)
+    wait_rendered(page, timeout=60_000)
     titles = page.evaluate("() => window.__titles")
     assert titles[0] == "Backward sweep arriving…", titles
     assert titles[-1].startswith("Gradient norm"), titles

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import wait_rendered
+
 pytestmark = pytest.mark.browser
 
 
@@ -17,8 +19,7 @@ pytestmark = pytest.mark.browser
 ])
 def test_a_saved_view_opens_offline_with_every_plot(page, path, figures, setting):
     page.goto(page.base_url + path)
-    page.wait_for_function(
-        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=30_000)
+    wait_rendered(page)
     assert_saved_view_opens_offline(page, figures, setting)
 
 

@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.browser import free_port
+from tests.helpers import UVICORN_COMMAND, running_server
 
 pytestmark = pytest.mark.slow
 EXAMPLES = 25  # per operation and phase: about 800 requests in all
@@ -20,30 +17,13 @@ EXAMPLES = 25  # per operation and phase: about 800 requests in all
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    port = free_port()
     # Short trainings so a valid random request costs at most 2 s, and more slots than the
     # fuzzer's one-at-a-time requests need (a stream winding down still holds its slot briefly;
     # the 503 itself is tested in test_hardening).
     env = {**os.environ, "GFL_MAX_TRAINING_SECONDS": "2", "GFL_MAX_TRAINING": "8"}
-    log = (tmp_path_factory.mktemp("fuzz") / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gradient_flow_lab.app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    log = tmp_path_factory.mktemp("fuzz") / "server.log"
+    with running_server(UVICORN_COMMAND, env=env, log=log) as server:
+        yield server.url
 
 
 def test_no_request_the_schema_allows_or_forbids_gets_a_server_error(fuzz_server):

@@ -9,6 +9,7 @@ import pytest
 
 from gradient_flow_lab.app.routers import train as train_router
 from gradient_flow_lab.app.settings import get_settings
+from tests.helpers import wait_idle, wait_until
 
 PAGES = ["/", "/explore", "/activations", "/bptt", "/cells", "/compare", "/train"]
 
@@ -74,31 +75,34 @@ def test_a_client_that_leaves_stops_its_training_within_a_second(live_server):
                 break
         assert slots.active == 1
     # the connection is closed: the server must notice and stop the work
-    deadline = time.monotonic() + 1.5  # one step (under 0.5 s here) may still finish
-    while slots.active and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert slots.active == 0, "training went on after the client left"
-    time.sleep(0.3)
-    assert threading.active_count() <= threads_before + 1  # the thread pool may keep one
+    # one step (under 0.5 s here) may still finish
+    wait_until(lambda: slots.active == 0, 1.5,
+               "training went on after the client left")
+    wait_until(lambda: threading.active_count() <= threads_before + 1, 2,  # the pool may keep one
+               f"threads left behind: {threading.active_count()} against {threads_before}")
 
 
 def test_healthz_answers_quickly_while_two_trainings_run(live_server):
     url = live_server.url
     params = {"steps": 20000, "lag": 40, "cells": "lstm"}
     stop = threading.Event()
+    training = [threading.Event(), threading.Event()]
 
-    def consume():
+    def consume(started):
         with httpx.Client(timeout=30) as http, http.stream(
                 "GET", f"{url}/api/train/stream", params=params) as response:
-            for _ in response.iter_lines():
+            for line in response.iter_lines():
+                if line == "event: step":
+                    started.set()
                 if stop.is_set():
                     return
 
-    workers = [threading.Thread(target=consume) for _ in range(2)]
+    workers = [threading.Thread(target=consume, args=(started,)) for started in training]
     for worker in workers:
         worker.start()
     try:
-        time.sleep(1.0)
+        wait_until(lambda: all(started.is_set() for started in training), 30,
+                   "the two trainings did not start")
         latencies = []
         with httpx.Client(timeout=10) as http:
             for _ in range(10):
@@ -115,26 +119,22 @@ def test_healthz_answers_quickly_while_two_trainings_run(live_server):
 
 def test_streams_left_mid_way_leave_no_traceback_in_the_server_log(tmp_path):
     """Every slider move closes the page's previous stream: the server must take it quietly."""
-    from tests.load_test import start_server
+    from tests.load_test import warm_server
 
-    log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        process, url = start_server(1, stderr=sink)
-        try:
-            with httpx.Client(timeout=30) as http:
-                for _ in range(3):
-                    with http.stream("GET", f"{url}/api/simulate/stream", params={
-                            "view": "compare", "seq_len": 1000, "hidden_size": 100}) as r:
-                        for line in r.iter_lines():
-                            if line.startswith("event: backward"):
-                                break  # leave in the middle of the sweep
-                time.sleep(2)  # the abandoned runs finish and find nobody listening
-                after = http.get(f"{url}/api/simulate/stream", params={"seq_len": 30})
-                assert after.status_code == 200 and "event: result" in after.text
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    text = log.read_text()
+    with warm_server(1, log=tmp_path / "server.log") as server, \
+            httpx.Client(timeout=30) as http:
+        url = server.url
+        for _ in range(3):
+            with http.stream("GET", f"{url}/api/simulate/stream", params={
+                    "view": "compare", "seq_len": 1000, "hidden_size": 100}) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: backward"):
+                        break  # leave in the middle of the sweep
+        # the abandoned runs finish, find nobody listening, and the server goes quiet
+        wait_idle(server.process.pid, timeout=30)
+        after = http.get(f"{url}/api/simulate/stream", params={"seq_len": 30})
+        assert after.status_code == 200 and "event: result" in after.text
+    text = server.log_text()
     assert "Traceback" not in text and "Exception in ASGI" not in text, text[-2000:]
 
 

@@ -9,13 +9,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.browser import free_port
+from tests.helpers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -61,31 +60,13 @@ def installed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(installed, tmp_path_factory):
-    port = free_port()
     elsewhere = tmp_path_factory.mktemp("elsewhere")
-    log_path = elsewhere / "server.log"
-    log = log_path.open("w")  # a file, not a pipe: a full pipe would stall the server
-    process = subprocess.Popen(
-        [str(installed / "bin" / "gradient-flow-lab"), "--host", "127.0.0.1", "--port",
-         str(port)], cwd=elsewhere, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if get(url + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        first_line = log_path.read_text().splitlines()[0]
-        assert url in first_line, f"the command should print its URL, printed {first_line!r}"
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    with running_server([str(installed / "bin" / "gradient-flow-lab")], cwd=elsewhere,
+                        log=elsewhere / "server.log") as server:
+        first_line = server.log_text().splitlines()[0]
+        assert server.url in first_line, \
+            f"the command should print its URL, printed {first_line!r}"
+        yield server.url
 
 
 def test_the_installed_package_imports_from_the_venv_not_the_checkout(installed):

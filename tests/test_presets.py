@@ -11,15 +11,13 @@ import pytest
 
 from gradient_flow_lab.app.presets import PRESETS, preset_url
 from gradient_flow_lab.app.schemas import VIEWS, SimulationConfig
+from tests.strict_json import post_json
 
 BY_SLUG = {preset["slug"]: preset for preset in PRESETS}
 
 
 def run(client, slug: str) -> dict:
-    preset = BY_SLUG[slug]
-    response = client.post("/api/simulate", json=preset["query"], params={"view": "explore"})
-    assert response.status_code == 200, response.text
-    return response.json()
+    return post_json(client, "/api/simulate", BY_SLUG[slug]["query"], params={"view": "explore"})
 
 
 def ratio_first_last(document: dict) -> float:
@@ -45,13 +43,12 @@ def test_preset_url_validates_and_simulates(client, preset):
     config = SimulationConfig.model_validate(query)  # the string form, as a browser sends it
     for name, value in preset["query"].items():
         assert getattr(config, name) == value, name
-    response = client.post("/api/simulate", json=preset["query"], params={"view": "explore"})
-    assert response.status_code == 200, response.text
-    document = response.json()
+    document = post_json(client, "/api/simulate", preset["query"], params={"view": "explore"})
     if preset["slug"] == "overflow":
         return  # overflowing is that preset's point (test_overflow_preset_overflows_and_says_where)
     assert document["summary"]["overflow_step"] is None
-    assert not [c for c in document["checks"] if c["id"] == "finite" and c["status"] != "pass"]
+    statuses = {c["id"]: c["status"] for c in document["checks"]}
+    assert statuses["finite"] == "pass", statuses
 
 
 def test_vanishing_presets_vanish(client):
@@ -110,9 +107,8 @@ def test_truncated_bptt_cuts_the_flow_at_chunk_boundaries(client):
     k = query["truncation"]
 
     def top_norms(**change) -> np.ndarray:
-        response = client.post("/api/simulate", json={**query, **change})
-        assert response.status_code == 200, response.text
-        return np.array(response.json()["series"]["grad_norms"][-1], dtype=float)
+        document = post_json(client, "/api/simulate", {**query, **change})
+        return np.array(document["series"]["grad_norms"][-1], dtype=float)
 
     truncated, full, direct = top_norms(), top_norms(truncation=0), top_norms(truncation=1)
     ends = np.arange(k - 1, len(truncated) - 1, k)  # last step of each chunk but the final one

@@ -10,7 +10,7 @@ SMALL = {"steps": 4, "lag": 6, "hidden_size": 8, "batch_size": 4}
 def test_stream_sends_meta_then_steps_of_every_cell_then_done(client):
     response = client.get("/api/train/stream", params=SMALL)
     assert response.status_code == 200
-    events = sse_events(response.text)  # strict JSON throughout
+    events = sse_events(response)  # strict JSON throughout
     names = [name for name, _ in events]
     assert names[0] == "meta" and names[-1] == "done"
     meta = events[0][1]
@@ -31,15 +31,15 @@ def test_stream_sends_meta_then_steps_of_every_cell_then_done(client):
 
 def test_the_regression_task_has_no_accuracy(client):
     events = sse_events(client.get("/api/train/stream",
-                                   params={**SMALL, "task": "adding", "cells": "gru"}).text)
+                                   params={**SMALL, "task": "adding", "cells": "gru"}))
     steps = [data for name, data in events if name == "step"]
     assert steps and all("accuracy" not in step for step in steps)
     assert "accuracy" not in events[0][1]["figures"]
 
 
 def test_same_seed_same_curves(client):
-    first = sse_events(client.get("/api/train/stream", params={**SMALL, "seed": 7}).text)
-    again = sse_events(client.get("/api/train/stream", params={**SMALL, "seed": 7}).text)
+    first = sse_events(client.get("/api/train/stream", params={**SMALL, "seed": 7}))
+    again = sse_events(client.get("/api/train/stream", params={**SMALL, "seed": 7}))
     losses = [[d["loss"] for n, d in run if n == "step"] for run in (first, again)]
     assert losses[0] == losses[1]
 
@@ -47,7 +47,7 @@ def test_same_seed_same_curves(client):
 def test_a_diverging_model_is_reported_and_the_others_go_on(client):
     params = {**SMALL, "steps": 30, "optimizer": "sgd", "lr": 10, "clip": 0,
               "nonlinearity": "relu", "cells": "rnn,lstm"}
-    events = sse_events(client.get("/api/train/stream", params=params).text)
+    events = sse_events(client.get("/api/train/stream", params=params))
     diverged = [data for name, data in events if name == "diverged"]
     assert diverged and diverged[0]["cell"] == "rnn"
     assert f"diverged at step {diverged[0]['step']}" in diverged[0]["message"]
@@ -61,5 +61,5 @@ def test_a_diverging_model_is_reported_and_the_others_go_on(client):
 @pytest.mark.parametrize("task", ["temporal_order", "adding"])
 def test_every_task_streams(client, task):
     events = sse_events(client.get("/api/train/stream",
-                                   params={**SMALL, "task": task, "lag": 12}).text)
+                                   params={**SMALL, "task": task, "lag": 12}))
     assert events[-1][0] == "done"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.strict_json import strict_loads
+from tests.strict_json import post_json, sse_events
 
 BPTT_FIGURES = {"unrolled", "reach", "contributions", "grad_norms"}
 COMPARE_FIGURES = {"grad_norms", "retention"}
@@ -15,9 +15,7 @@ COMPARE_FIGURES = {"grad_norms", "retention"}
 
 
 def post(client, view: str, **config):
-    response = client.post(f"/api/simulate?view={view}", json=config)
-    assert response.status_code == 200, response.text
-    return strict_loads(response.text)
+    return post_json(client, f"/api/simulate?view={view}", config)
 
 
 def test_bptt_returns_strict_json_with_its_figures(client):
@@ -97,17 +95,14 @@ def test_compare_budget_counts_the_lstm(client):
 
 
 def test_bptt_stream_ends_with_a_result(client):
-    with client.stream("GET", "/api/simulate/stream",
-                       params={"view": "bptt", "seq_len": 20, "truncation": 5}) as response:
-        assert response.status_code == 200
-        body = "".join(response.iter_text())
-    events = [line.removeprefix("event:").strip() for line in body.splitlines()
-              if line.startswith("event:")]
-    assert events[0] == "meta" and events[-1] == "result"
-    assert "backward" in events
-    data = [line.removeprefix("data:").strip() for line in body.splitlines()
-            if line.startswith("data:")]
-    result = strict_loads(data[-1])
+    response = client.get("/api/simulate/stream",
+                          params={"view": "bptt", "seq_len": 20, "truncation": 5})
+    assert response.status_code == 200
+    events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names[0] == "meta" and names[-1] == "result"
+    assert "backward" in names
+    result = events[-1][1]
     assert set(result["figures"]) == BPTT_FIGURES
     assert result["summary"]["truncation_k"] == 5
 

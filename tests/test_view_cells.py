@@ -4,16 +4,14 @@ import math
 
 import pytest
 
-from tests.strict_json import sse_events, strict_loads
+from tests.strict_json import post_json, sse_events
 
 FIGURES = {"gates", "state", "gradients", "carry"}
 CEC = {"cell": "lstm", "forget_bias": 10, "seq_len": 200, "input_scale": 0, "weight_scale": 0}
 
 
 def post_cells(client, body: dict) -> dict:
-    response = client.post("/api/simulate", params={"view": "cells"}, json=body)
-    assert response.status_code == 200, response.text
-    return strict_loads(response.text)
+    return post_json(client, "/api/simulate", body, params={"view": "cells"})
 
 
 def statuses(document: dict) -> dict[str, str]:
@@ -110,7 +108,7 @@ def test_stream_ends_with_the_cells_result(client):
                           params={"cell": "lstm", "seq_len": 40, "view": "cells"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(response.text)
+    events = sse_events(response)
     names = [name for name, _ in events]
     assert names[0] == "meta" and names[-1] == "result"
     assert "backward" in names
