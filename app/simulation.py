@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradient_flow_lab import engine
-from gradient_flow_lab.app.schemas import SimulationConfig
+
+if TYPE_CHECKING:  # the figures import this module, and they stay free of pydantic
+    from gradient_flow_lab.app.schemas import SimulationConfig
 
 OUTPUT_SIZE = 8  # classes of the read-out; the pictures do not depend on it
 MAX_HEATMAP_UNITS = 32  # hidden-state heatmap: at most this many units ...
