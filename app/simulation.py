@@ -12,7 +12,9 @@ from functools import cached_property
 import numpy as np
 
 from gradient_flow_lab import engine
+from gradient_flow_lab.app.modelstore import get_store
 from gradient_flow_lab.app.schemas import SimulationConfig
+from gradient_flow_lab.engine.health import with_readout
 
 OUTPUT_SIZE = 8  # classes of the read-out; the pictures do not depend on it
 MAX_HEATMAP_UNITS = 32  # hidden-state heatmap: at most this many units ...
@@ -98,14 +100,26 @@ class Simulation:
 
 
 def simulate(config: SimulationConfig) -> Simulation:
-    """Initialise the weights and the data from the seed, run forward and backward."""
-    params = engine.init_params(
-        config.cell, config.input_size, config.hidden_size, OUTPUT_SIZE, config.num_layers,
-        init=config.init, scale=config.weight_scale, forget_bias=config.forget_bias,
-        seed=config.seed)
+    """Initialise the weights and the data from the seed, run forward and backward.
+
+    With ``config.model`` set, the uploaded model's weights replace the seeded ones when its cell
+    is the configuration's (``/compare`` runs the other cells seeded, at the model's sizes), its
+    inputs replace the random ones when it came with some, and a model without a head reads out
+    through a fixed seeded one. The targets always come from the seed."""
+    stored = get_store().get(config.model) if config.model else None
+    if stored is not None and stored.model.cell == config.cell:
+        params = with_readout(stored.model.params, OUTPUT_SIZE)
+    else:
+        params = engine.init_params(
+            config.cell, config.input_size, config.hidden_size, OUTPUT_SIZE, config.num_layers,
+            init=config.init, scale=config.weight_scale, forget_bias=config.forget_bias,
+            seed=config.seed)
+    output_size = params["head.weight"].shape[0]
     inputs, targets = engine.random_batch(
-        config.seq_len, config.batch_size, config.input_size, OUTPUT_SIZE,
+        config.seq_len, config.batch_size, config.input_size, output_size,
         input_scale=config.input_scale, loss_at=config.loss_at, seed=config.seed + 1)
+    if stored is not None and stored.inputs is not None:
+        inputs = stored.inputs  # (T, B, D), the shape the configuration was given
     trace = engine.run(config.cell, params, inputs, targets, nonlinearity=config.nonlinearity,
                        truncation=config.truncation_or_none)
     return Simulation(config, params, trace)
