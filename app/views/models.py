@@ -16,11 +16,14 @@ from os import PathLike
 
 import numpy as np
 
+from gradient_flow_lab.app import jsonsafe
 from gradient_flow_lab.app.figures import explore as explore_figures
 from gradient_flow_lab.app.figures import models as model_figures
-from gradient_flow_lab.app.figures.common import Figure
+from gradient_flow_lab.app.figures.common import Figure, figure_json
+from gradient_flow_lab.app.resources import plotly_js_path, static_dir
 from gradient_flow_lab.app.schemas import WORK_BUDGET, SimulationConfig
 from gradient_flow_lab.app.simulation import Simulation
+from gradient_flow_lab.app.templating import templates
 from gradient_flow_lab.app.views.common import paper_checks
 from gradient_flow_lab.engine import health
 from gradient_flow_lab.engine import io as model_io
@@ -171,3 +174,25 @@ def report_figures(path: str | PathLike[str], inputs: str | PathLike[str] | None
     model = model_io.load_model(path)
     values = None if inputs is None else model_io.load_inputs(inputs, model.input_size)
     return build_report(model, values, nonlinearity=nonlinearity)[1]
+
+
+def report_data(model: LoadedModel, inputs: np.ndarray | None, *, nonlinearity: str = "tanh",
+                model_id: str = "") -> tuple[dict, dict]:
+    """(report, figures) as strict-JSON-ready data (non-finite numbers nulled, listed under
+    ``report["nonfinite"]``): what the page, the JSON document and the offline file show."""
+    document, figures = build_report(model, inputs, nonlinearity=nonlinearity)
+    clean, nonfinite = jsonsafe.to_strict(
+        {"report": {"id": model_id, **document},
+         "figures": {name: figure_json(fig) for name, fig in figures.items()}})
+    clean["report"]["nonfinite"] = nonfinite
+    return clean["report"], clean["figures"]
+
+
+def offline_html(report: dict, figures: dict, *, source: str = "") -> str:
+    """The report as one self-contained HTML file: the stylesheet and plotly.js inline, no
+    server and no network needed to open it."""
+    plotly_js = plotly_js_path().read_text(encoding="utf-8").replace("</script", "<\\/script")
+    css = (static_dir() / "css" / "site.css").read_text(encoding="utf-8")
+    return templates.env.get_template("model_report_offline.html").render(
+        report=report, figures=figures, plotly_js=plotly_js, css=css.replace("</", "<\\/"),
+        source=source)
