@@ -35,7 +35,15 @@ class Simulation:
 
     @cached_property
     def spectra(self) -> list[dict[str, engine.Spectrum]]:
-        return engine.recurrent_spectra(self.config.cell, self.params)
+        weights = [self.params[f"weight_hh_l{k}"] for k in range(self.trace.num_layers)]
+        if all(np.isfinite(w).all() for w in weights):
+            return engine.recurrent_spectra(self.config.cell, self.params)
+        # An uploaded model with NaN or inf weights: LAPACK refuses them, and no eigenvalue of
+        # such a matrix is a number, so every value is nan (reported as such, not a crash).
+        hidden = weights[0].shape[1]
+        missing = engine.Spectrum(np.full(hidden, np.nan, dtype=complex), np.full(hidden, np.nan))
+        return [{name: missing for name in engine.GATE_NAMES[self.config.cell]}
+                for _ in weights]
 
     @cached_property
     def sigma_max(self) -> list[float]:

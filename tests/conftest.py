@@ -50,3 +50,8 @@ def page(browser, live_server):
     context.close()
     assert not watch.errors, f"console errors: {watch.errors}"
     assert not watch.foreign_requests, f"requests left 127.0.0.1: {watch.foreign_requests}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "gold: compares with PyTorch autograd in float64 (needs torch)")
