@@ -2,7 +2,8 @@
 // refusal, and opens the health report on success. /models/{id}: draws the report's figures
 // from the JSON the page carries (no second request).
 
-import { PLOT_CONFIG } from "./plots.js";
+// (not plots.js: it needs Plotly at load, which the upload page does not load)
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const form = document.getElementById("upload-form");
 if (form) {
