@@ -102,7 +102,7 @@ def _carry_sentence(item: health.CarryBias) -> str:
             f"steps without input.")
 
 
-def _horizon_sentence(item: health.Horizon) -> str:
+def _horizon_sentence(item: health.Horizon, seq_len: int) -> str:
     if not math.isfinite(item.factor):
         return "No finite product of Jacobians: the run overflowed or the weights are not numbers."
     if item.factor >= 1:
@@ -112,7 +112,8 @@ def _horizon_sentence(item: health.Horizon) -> str:
             f" (measured: below 10⁻³ from {item.observed} steps back)")
     return (f"Each step back multiplies ‖∂h_T/∂hₜ‖ by about {_fmt(item.factor)}: an error at "
             f"the end keeps a thousandth of its size for about {_fmt(item.horizon, 3)} steps"
-            f"{seen}.")
+            f"{seen}" + (f", extrapolated beyond the {seq_len} steps measured" if
+                         item.observed is None and item.horizon > seq_len else "") + ".")
 
 
 def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
@@ -149,7 +150,7 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
         "carry_bias": [{**vars(c), "meaning": _carry_sentence(c)} for c in carry],
         "saturation": [{**vars(s), "meaning": _saturation_sentence(s)} for s in saturation],
         "horizon": [{"layer": h.layer, "factor": h.factor, "horizon": h.horizon,
-                     "observed": h.observed, "meaning": _horizon_sentence(h)}
+                     "observed": h.observed, "meaning": _horizon_sentence(h, trace.seq_len)}
                     for h in horizons],
         "loss": trace.loss,
         "checks": paper_checks(sim) if finite else [{
