@@ -13,8 +13,9 @@ from threadpoolctl import threadpool_limits
 
 from gradient_flow_lab.app import __version__
 from gradient_flow_lab.app.errors import QuietDisconnectMiddleware, validation_error_handler
+from gradient_flow_lab.app.modelstore import ModelNotFound
 from gradient_flow_lab.app.resources import static_dir
-from gradient_flow_lab.app.routers import activations, api, health, pages, train, vendor
+from gradient_flow_lab.app.routers import activations, api, health, models, pages, train, vendor
 from gradient_flow_lab.app.security import MAX_BODY_BYTES, SecurityMiddleware
 from gradient_flow_lab.app.settings import get_settings
 
@@ -44,12 +45,14 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityMiddleware)
     app.add_middleware(QuietDisconnectMiddleware)  # outermost: sees what the others raise
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ModelNotFound, models.not_found_handler)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(activations.router)
     app.include_router(train.router)
+    app.include_router(models.router)
     app.include_router(pages.router)
     return app
 

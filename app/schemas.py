@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gradient_flow_lab.app.modelstore import MODEL_ID_PATTERN, get_store
 from gradient_flow_lab.engine.params import GATES
 
 # Total work of one simulation, in multiply-adds of the recurrence: T * L * B * G * H^2.
@@ -41,6 +42,11 @@ class SimulationConfig(BaseModel):
     clip: float = Field(0.0, ge=0.0, le=1e6,
                         description="Global-norm clipping threshold; 0 = no clipping.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (weights and inputs).")
+    model: str | None = Field(
+        None, pattern=MODEL_ID_PATTERN,
+        description="Id of an uploaded model (POST /api/models): its weights, and its inputs if "
+                    "it came with some, replace the seeded ones; the sizes it fixes override "
+                    "cell, num_layers, hidden_size, input_size (and seq_len, batch_size).")
 
     @property
     def truncation_or_none(self) -> int | None:
@@ -79,6 +85,11 @@ class SimulationQuery(SimulationConfig):
 
     @model_validator(mode="after")
     def _within_work_budget(self) -> SimulationQuery:
+        if self.model is not None:
+            # The uploaded model's own sizes, so the budget counts the real work. An id that is
+            # not in the store raises ModelNotFound (a 404, not a validation error).
+            for name, value in get_store().get(self.model).fixed_fields().items():
+                setattr(self, name, value)
         work = view_work(self, self.view)
         if work > WORK_BUDGET:
             gates = view_gates(self, self.view)

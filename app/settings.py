@@ -5,6 +5,10 @@ GFL_PORT                  TCP port, 1 to 65535 (default 8000)
 GFL_MAX_TRAINING          training streams allowed at once, at least 1 (default: the CPU count)
 GFL_MAX_TRAINING_SECONDS  wall-time limit of one training stream, above 0 and at most 86400
                           seconds (default 300)
+GFL_MODEL_DIR             where uploaded models are kept (default <temp>/gradient-flow-lab-models)
+GFL_MODEL_MAX_BYTES       largest model or inputs file, 1 KiB to 1 GiB (default 32 MiB)
+GFL_MODEL_STORE_BYTES     total size of the model store, 1 MiB to 64 GiB (default 512 MiB)
+GFL_MODEL_STORE_COUNT     most models kept, 1 to 100000 (default 200)
 
 Code that needs them takes ``Depends(get_settings)``; a test swaps them with
 ``app.dependency_overrides[get_settings]``. A bad value is a ``pydantic.ValidationError`` at
@@ -14,6 +18,7 @@ startup, which ``describe_errors`` turns into one line naming the variable and i
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import lru_cache
 
 from pydantic import Field, ValidationError
@@ -35,6 +40,13 @@ class Settings(BaseSettings):
     max_training: int = Field(default_factory=_cpu_count, ge=1, le=1024)
     # Bounded so that a typo (3e9) cannot make a stream that never ends.
     max_training_seconds: float = Field(300.0, gt=0, le=86400, allow_inf_nan=False)
+    # The uploaded-model store (app/modelstore.py): bounded in file size, total size and count.
+    model_dir: str = Field(
+        default_factory=lambda: os.path.join(tempfile.gettempdir(), "gradient-flow-lab-models"),
+        min_length=1, max_length=4096)
+    model_max_bytes: int = Field(32 * 2**20, ge=2**10, le=2**30)
+    model_store_bytes: int = Field(512 * 2**20, ge=2**20, le=64 * 2**30)
+    model_store_count: int = Field(200, ge=1, le=100_000)
 
 
 @lru_cache

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradient_flow_lab import engine
+from gradient_flow_lab.engine.health import with_readout
 
 if TYPE_CHECKING:  # the figures import this module, and they stay free of pydantic
     from gradient_flow_lab.app.schemas import SimulationConfig
@@ -36,7 +37,15 @@ class Simulation:
 
     @cached_property
     def spectra(self) -> list[dict[str, engine.Spectrum]]:
-        return engine.recurrent_spectra(self.config.cell, self.params)
+        weights = [self.params[f"weight_hh_l{k}"] for k in range(self.trace.num_layers)]
+        if all(np.isfinite(w).all() for w in weights):
+            return engine.recurrent_spectra(self.config.cell, self.params)
+        # An uploaded model with NaN or inf weights: LAPACK refuses them, and no eigenvalue of
+        # such a matrix is a number, so every value is nan (reported as such, not a crash).
+        hidden = weights[0].shape[1]
+        missing = engine.Spectrum(np.full(hidden, np.nan, dtype=complex), np.full(hidden, np.nan))
+        return [{name: missing for name in engine.GATE_NAMES[self.config.cell]}
+                for _ in weights]
 
     @cached_property
     def sigma_max(self) -> list[float]:
@@ -101,14 +110,30 @@ class Simulation:
 
 
 def simulate(config: SimulationConfig) -> Simulation:
-    """Initialise the weights and the data from the seed, run forward and backward."""
-    params = engine.init_params(
-        config.cell, config.input_size, config.hidden_size, OUTPUT_SIZE, config.num_layers,
-        init=config.init, scale=config.weight_scale, forget_bias=config.forget_bias,
-        seed=config.seed)
+    """Initialise the weights and the data from the seed, run forward and backward.
+
+    With ``config.model`` set, the uploaded model's weights replace the seeded ones when its cell
+    is the configuration's (``/compare`` runs the other cells seeded, at the model's sizes), its
+    inputs replace the random ones when it came with some, and a model without a head reads out
+    through a fixed seeded one. The targets always come from the seed."""
+    # Imported here: the store is web-side state, and the figures that import this module stay
+    # free of it.
+    from gradient_flow_lab.app.modelstore import get_store
+
+    stored = get_store().get(config.model) if config.model else None
+    if stored is not None and stored.model.cell == config.cell:
+        params = with_readout(stored.model.params, OUTPUT_SIZE)
+    else:
+        params = engine.init_params(
+            config.cell, config.input_size, config.hidden_size, OUTPUT_SIZE, config.num_layers,
+            init=config.init, scale=config.weight_scale, forget_bias=config.forget_bias,
+            seed=config.seed)
+    output_size = params["head.weight"].shape[0]
     inputs, targets = engine.random_batch(
-        config.seq_len, config.batch_size, config.input_size, OUTPUT_SIZE,
+        config.seq_len, config.batch_size, config.input_size, output_size,
         input_scale=config.input_scale, loss_at=config.loss_at, seed=config.seed + 1)
+    if stored is not None and stored.inputs is not None:
+        inputs = stored.inputs  # (T, B, D), the shape the configuration was given
     trace = engine.run(config.cell, params, inputs, targets, nonlinearity=config.nonlinearity,
                        truncation=config.truncation_or_none)
     return Simulation(config, params, trace)

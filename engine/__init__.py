@@ -39,6 +39,7 @@ from .diagnostics import (
     retention,
     weight_grad_contributions,
 )
+from .io import LoadedModel, ModelFileError, load_inputs, load_model, load_state_dict
 from .lyapunov import (
     LyapunovSpectrum,
     States,
@@ -62,13 +63,15 @@ from .theory import (
 __all__ = [
     "ACTIVATIONS", "CARRY_GATE", "CELLS", "DERIVATIVE_BOUND", "GATE_NAMES", "INITS", "LOSS_AT",
     "NONLINEARITIES", "TASKS",
-    "JacobianNorms", "LossReach", "LyapunovSpectrum", "Spectrum", "States", "Trace",
+    "JacobianNorms", "LoadedModel", "LossReach", "LyapunovSpectrum", "ModelFileError", "Spectrum",
+    "States", "Trace",
     "forward_states", "jacobian_product_singular_values", "largest_exponent_grid",
     "lyapunov_spectrum", "state_size", "step_jacobians",
     "activation", "activation_grad", "carry_gain", "carry_path_grad_norms", "cell_grad_norms",
     "chance_level", "clip_grad_norm", "clip_grad_value", "compose", "contribution_norms",
     "cosine", "derivative_bound", "global_norm", "grad_maxima", "grad_norms", "init_params",
-    "jacobian_norms", "log_carry_gain", "log_mean_exp", "loss_reach", "norm", "pascanu_bound",
+    "jacobian_norms", "load_inputs", "load_model", "load_state_dict",
+    "log_carry_gain", "log_mean_exp", "loss_reach", "norm", "pascanu_bound",
     "pascanu_log10_bound", "random_batch", "reach_band", "recurrent_spectra",
     "relative_difference", "retention", "run", "sequence_length", "sigmoid",
     "sigmoid_fixed_point", "task_shape", "weight_grad_contributions",

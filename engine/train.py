@@ -10,7 +10,7 @@ from ``seed`` alone, so models trained with the same seed see exactly the same b
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,8 @@ class StepRecord:
     time_steps: IntArray  # (n,) the steps t of the sequence the norms below belong to
     grad_norms: FloatArray  # (n,) ||d loss / d h_t|| of the top layer (per sequence)
     diverged: bool  # loss or gradient inf or nan, or loss > DIVERGED_LOSS: this model stops
+    # the parameters after this step's update (shared, not copied: the next step makes new ones)
+    params: Params | None = field(default=None, repr=False, compare=False)
 
 
 def train(config: TrainConfig, *, params: Params | None = None) -> Iterator[StepRecord]:
@@ -124,7 +126,7 @@ def _train_step(config: TrainConfig, params: Params, state: optim.OptimizerState
     record = StepRecord(step=step, loss=float(loss), accuracy=accuracy, grad_norm=grad_norm,
                         grad_norm_clipped=global_norm(_clip(config, grad_sum)),
                         time_steps=points, grad_norms=grad_hidden_norms[points],
-                        diverged=bool(diverged))
+                        diverged=bool(diverged), params=params)
     return params, state, record
 
 

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import running_server
@@ -127,3 +128,27 @@ def test_the_installed_app_computes_and_serves_plotly(server):
                                      headers={"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200 and b'"grad_norms"' in response.read()
+
+
+def test_the_installed_cli_writes_an_offline_report_and_refuses_a_bad_file(installed,
+                                                                          tmp_path):
+    """`gradient-flow-lab report` from the fresh install, no server: one self-contained file."""
+    rng = np.random.default_rng(0)
+    H, D = 6, 3
+    model = tmp_path / "gru.npz"
+    np.savez(model, weight_ih_l0=rng.normal(size=(3 * H, D)),
+             weight_hh_l0=rng.normal(size=(3 * H, H)) / H, bias_ih_l0=np.zeros(3 * H),
+             bias_hh_l0=np.zeros(3 * H))
+    command = str(installed / "bin" / "gradient-flow-lab")
+    done = subprocess.run([command, "report", str(model), "-o", "report.html"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "Health report" in html and "Plotly.newPlot" in html
+    assert 'src="http' not in html and 'src="/' not in html  # nothing fetched: plotly.js inline
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    refused = subprocess.run([command, "report", str(bad)], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode != 0
+    assert len(refused.stderr.strip().splitlines()) == 1 and "neither" in refused.stderr

@@ -10,15 +10,18 @@ freed by its dependency when the response ends.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from gradient_flow_lab.app import sse
@@ -26,6 +29,7 @@ from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.schemas import TrainingConfig
 from gradient_flow_lab.app.settings import Settings, get_settings
+from gradient_flow_lab.engine.io import save_safetensors
 from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
 from gradient_flow_lab.engine.train import TrainConfig, train
 
@@ -98,7 +102,51 @@ def _step_event(cell: str, record) -> dict:
     return event
 
 
-def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
+class TrainedModels:
+    """The final parameters of finished training runs, kept a few minutes for download as
+    .safetensors: bounded by count (oldest dropped) and age; in memory, per process."""
+
+    def __init__(self, limit: int = 32, seconds: float = 900.0) -> None:
+        self.limit, self.seconds = limit, seconds
+        self._items: OrderedDict[str, tuple[float, str, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, cell: str, params: dict) -> str:
+        key = secrets.token_hex(16)
+        with self._lock:
+            self._items[key] = (time.monotonic(), cell, params)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> tuple[str, dict] | None:
+        """(cell, params), or None once dropped."""
+        with self._lock:
+            now = time.monotonic()
+            for old in [k for k, (t, _, _) in self._items.items() if now - t > self.seconds]:
+                del self._items[old]
+            item = self._items.get(key)
+        return None if item is None else item[1:]
+
+
+trained = TrainedModels()
+
+
+@router.get("/train/model/{key}", responses={404: {"description": "expired or unknown"}})
+def download_trained(key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> Response:
+    """The parameters a finished training run ended with, as .safetensors (float64; PyTorch
+    state_dict keys, the read-out as head.weight/head.bias). Kept 15 minutes after the run."""
+    item = trained.get(key)
+    if item is None:
+        raise HTTPException(404, "this trained model is no longer kept (15 minutes, 32 models); "
+                                 "train it again")
+    cell, params = item
+    return Response(save_safetensors(params), media_type="application/octet-stream",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="trained-{cell}.safetensors"'})
+
+
+def _advance(runs: dict, stop: threading.Event, final: dict) -> list[tuple[str, dict]]:
     events = []
     for cell in list(runs):
         if stop.is_set():
@@ -108,6 +156,8 @@ def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
             del runs[cell]
             continue
         events.append(("step", _step_event(cell, record)))
+        if record.params is not None and not record.diverged:
+            final[cell] = record.params
         if record.diverged:
             events.append(("diverged", {"cell": cell, "step": record.step,
                                         "message": f"{cell} diverged at step {record.step}"}))
@@ -126,6 +176,7 @@ async def train_stream(config: Annotated[TrainingConfig, Query()],
     model that blew up (the others go on); ``done`` last."""
     max_seconds = settings.max_training_seconds
     stop = threading.Event()
+    final: dict[str, dict] = {}  # cell -> the parameters after its last step
     try:
         cells = config.cell_list
         runs = {cell: train(engine_config(config, cell)) for cell in cells}
@@ -148,9 +199,12 @@ async def train_stream(config: Annotated[TrainingConfig, Query()],
                 reason = "time limit"
                 break
             # one step of every live model, off the event loop
-            events = await anyio.to_thread.run_sync(_advance, runs, stop)
+            events = await anyio.to_thread.run_sync(_advance, runs, stop, final)
             for name, data in events:
                 yield sse.event(name, data)
-        yield sse.event("done", {"reason": reason, "seconds": time.monotonic() - started})
+        downloads = {cell: f"/api/train/model/{trained.put(cell, params)}"
+                     for cell, params in final.items()}
+        yield sse.event("done", {"reason": reason, "seconds": time.monotonic() - started,
+                                 "downloads": downloads})
     finally:
         stop.set()

@@ -76,6 +76,7 @@ function start() {
     done(data) {
       flush();
       stop(`Done (${data.reason}) after ${data.seconds.toFixed(1)} s.`);
+      showTrainedDownloads(data.downloads ?? {});
     },
     error(data) {
       stop();
@@ -198,3 +199,22 @@ form.addEventListener("change", onControl);
 startButton.addEventListener("click", start);
 stopButton.addEventListener("click", () => stop("Stopped."));
 window.addEventListener("beforeunload", () => stop());
+
+// ---- the trained models, as .safetensors (kept on the server for 15 minutes) ------------------
+
+function showTrainedDownloads(downloads) {
+  document.getElementById("trained-models")?.remove();
+  const names = Object.keys(downloads);
+  if (!names.length) return;
+  const box = Object.assign(document.createElement("p"), { id: "trained-models" });
+  box.append("Download the trained weights (.safetensors, PyTorch state_dict keys): ");
+  names.forEach((cell, index) => {
+    const link = Object.assign(document.createElement("a"), {
+      href: downloads[cell], textContent: cell.toUpperCase() });
+    link.setAttribute("download", `trained-${cell}.safetensors`);
+    box.append(index ? " · " : "", link);
+  });
+  box.append(" (kept 15 minutes; upload one at ", Object.assign(document.createElement("a"),
+    { href: "/models", textContent: "Your model" }), " for its health report).");
+  statusLine.after(box);
+}

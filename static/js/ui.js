@@ -3,6 +3,7 @@
 // Functions take the elements they change, so a page keeps its own state.
 
 import { openStream } from "./api.js";
+import { modelId } from "./modellock.js";
 import { download } from "./plots.js";
 import { toQuery } from "./state.js";
 
@@ -40,6 +41,7 @@ export function showProgress({ statusLine, progress }, data, share = 0.5) {
 export function streamSimulation(table, state, view, handlers) {
   const query = toQuery(table, state);
   query.set("view", view);
+  if (modelId()) query.set("model", modelId()); // an uploaded model's weights (?model=)
   return openStream("/api/simulate/stream", query.toString(), handlers);
 }
 

@@ -1,0 +1,151 @@
+"""Uploaded models: the upload API, a model's description and health report, and their pages."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from gradient_flow_lab.app import jsonsafe
+from gradient_flow_lab.app.modelstore import (
+    DEFAULT_MAX_FILE_BYTES,
+    MODEL_ID_PATTERN,
+    FileTooLarge,
+    ModelNotFound,
+    get_store,
+)
+from gradient_flow_lab.app.templating import templates
+from gradient_flow_lab.app.views import models as model_views
+from gradient_flow_lab.engine.io import ModelFileError
+
+router = APIRouter(tags=["models"])
+ModelId = Annotated[str, Path(pattern=MODEL_ID_PATTERN, description="SHA-256 of the upload.")]
+Nonlinearity = Literal["tanh", "sigmoid", "relu"]
+# Both files and the multipart framing; the store checks each file against its own limit (413).
+UPLOAD_BODY_BYTES = 2 * DEFAULT_MAX_FILE_BYTES + 64 * 1024
+UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "state_dict of nn.RNN/LSTM/GRU as .safetensors or .npz"},
+        "inputs": {"type": "string", "format": "binary",
+                   "description": "optional .npy input sequence, (T, D) or (T, B, D)"}}}}}}}
+
+
+async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
+    limit = get_store().max_file_bytes
+    try:
+        async with request.form(max_files=2, max_fields=4) as form:
+            parts = {}
+            for name in ("file", "inputs"):
+                upload = form.get(name)
+                if upload is None or isinstance(upload, str):
+                    if name == "file":
+                        raise HTTPException(422, "send the model as a multipart form field "
+                                                 "named 'file' (.safetensors or .npz)")
+                    continue
+                data = await upload.read(limit + 1)
+                if len(data) > limit:
+                    raise HTTPException(413, f"the {name} file is over this server's limit of "
+                                             f"{limit:,} bytes")
+                parts[name] = data
+    except (AssertionError, ValueError, KeyError) as error:  # not multipart, or malformed
+        raise HTTPException(422, f"expected a multipart/form-data upload: {error}") from None
+    return parts["file"], parts.get("inputs")
+
+
+@router.post("/api/models", status_code=201, max_body_size=UPLOAD_BODY_BYTES,
+             openapi_extra=UPLOAD_SCHEMA,
+             responses={413: {"description": "a file over the size limit"},
+                        422: {"description": "not a model the engine can use (says why)"}})
+async def upload_model(request: Request) -> JSONResponse:
+    """Store a model (and optional inputs) under the SHA-256 of its bytes: 201 with its id,
+    cell, num_layers, input_size, hidden_size, output_size (null without a head) and warnings."""
+    model_bytes, inputs_bytes = await _read_upload(request)
+    try:
+        stored = await anyio.to_thread.run_sync(get_store().add, model_bytes, inputs_bytes)
+    except FileTooLarge as error:
+        raise HTTPException(413, str(error)) from None
+    except ModelFileError as error:
+        raise HTTPException(422, str(error)) from None
+    return JSONResponse(stored.describe(), status_code=201)
+
+
+@router.get("/api/models/{model_id}", responses={404: {"description": "no such model"}})
+def describe_model(model_id: ModelId) -> dict:
+    """What the model is, and which simulation fields it fixes (404 once evicted)."""
+    return get_store().get(model_id).describe()
+
+
+_reports: OrderedDict[tuple[str, str], tuple[dict, dict]] = OrderedDict()
+_reports_lock = threading.Lock()
+REPORT_CACHE = 16
+
+
+def report_document(model_id: str, nonlinearity: str) -> tuple[dict, dict]:
+    """The report and its figures as JSON-ready data (cached: a report is pure)."""
+    stored = get_store().get(model_id)
+    key = (model_id, nonlinearity)
+    with _reports_lock:
+        if key in _reports:
+            _reports.move_to_end(key)
+            return _reports[key]
+    result = model_views.report_data(stored.model, stored.inputs, nonlinearity=nonlinearity,
+                                     model_id=model_id)
+    with _reports_lock:
+        _reports[key] = result
+        while len(_reports) > REPORT_CACHE:
+            _reports.popitem(last=False)
+    return result
+
+
+@router.get("/api/models/{model_id}/report", responses={404: {"description": "no such model"}})
+def model_report(model_id: ModelId,
+                 nonlinearity: Annotated[Nonlinearity, Query()] = "tanh") -> Response:
+    """The health report as JSON: spectra, carry-gate biases, gate saturation, the per-step
+    factor of ||dh_T/dh_t|| and its horizon, the paper checks, a sentence for each, figures."""
+    report, figures = report_document(model_id, nonlinearity)
+    return Response(jsonsafe.dumps({**report, "figures": figures}),
+                    media_type="application/json")
+
+
+# ---- pages ------------------------------------------------------------------------------------
+
+@router.get("/models", response_class=HTMLResponse, tags=["pages"])
+def models_page(request: Request) -> HTMLResponse:
+    store = get_store()
+    return templates.TemplateResponse(request, "models.html", {
+        "active_path": "/models", "max_bytes": store.max_file_bytes, "missing": None})
+
+
+@router.get("/models/{model_id}", response_class=HTMLResponse, tags=["pages"])
+def model_report_page(request: Request, model_id: ModelId,
+                      nonlinearity: Annotated[Nonlinearity, Query()] = "tanh") -> HTMLResponse:
+    try:
+        report, figures = report_document(model_id, nonlinearity)
+    except ModelNotFound:
+        return templates.TemplateResponse(request, "models.html", {
+            "active_path": "/models", "max_bytes": get_store().max_file_bytes,
+            "missing": model_id}, status_code=404)
+    return templates.TemplateResponse(request, "model_report.html", {
+        "active_path": "/models", "report": report, "figures": figures})
+
+
+@router.get("/models/{model_id}/offline", tags=["pages"],
+            responses={404: {"description": "no such model"}})
+def model_report_offline(model_id: ModelId,
+                         nonlinearity: Annotated[Nonlinearity, Query()] = "tanh") -> Response:
+    """The report as one self-contained HTML file (plotly.js inline), saved by the browser."""
+    report, figures = report_document(model_id, nonlinearity)
+    html = model_views.offline_html(report, figures)
+    return Response(html, media_type="text/html", headers={
+        "Content-Disposition": f'attachment; filename="model-{model_id[:12]}-report.html"'})
+
+
+def not_found_handler(request: Request, error: ModelNotFound) -> JSONResponse:
+    """A ``model=`` id the store does not hold (never uploaded, or evicted): 404 saying so."""
+    return JSONResponse({"detail": str(error)}, status_code=404)
