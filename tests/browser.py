@@ -77,7 +77,7 @@ def screenshot(page, name: str) -> Path:
 
 # An init script that lets a test see the Server-Sent Events the page receives: it wraps
 # window.fetch, and for every request to a `/stream` URL it tees the response body and records
-# {url, openedAt, status, events: [{name, data, at}]} in window.__streams, calling
+# {url, openedAt, status, events: [{name, data, at}], ended} in window.__streams, calling
 # window.__onStreamOpen(url) as the request leaves and window.__onStreamEvent(name, data) for
 # each event as it arrives. The page reads its own copy
 # of the stream untouched.
@@ -118,6 +118,7 @@ window.fetch = async function (input, init) {
         }
       }
     } catch (error) { /* the page aborted the stream */ }
+    record.ended = true;  // read to its end, or aborted by the page
   })();
   return new Response(theirs, { status: response.status, statusText: response.statusText,
                                 headers: response.headers });

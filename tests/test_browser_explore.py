@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gradient_flow_lab.app.presets import PRESETS, preset_url
-from tests.browser import screenshot, wait_rendered
+from tests.browser import STREAM_TAP, screenshot, wait_rendered
 
 pytestmark = pytest.mark.browser
 
@@ -210,20 +210,7 @@ def test_every_plot_offers_png_and_svg_downloads(page):
 
 def test_a_slow_older_run_never_overwrites_a_newer_one(page):
     # Every stream the page opens, and whether it got its result or was closed.
-    page.add_init_script("""
-      window.__streams = [];
-      const Original = window.EventSource;
-      window.EventSource = class extends Original {
-        constructor(url, ...rest) {
-          super(url, ...rest);
-          const entry = { url: String(url), result: false, closed: false };
-          window.__streams.push(entry);
-          this.addEventListener('result', () => { entry.result = true; });
-          const close = this.close.bind(this);
-          this.close = () => { entry.closed = true; close(); };
-        }
-      };
-    """)
+    page.add_init_script(STREAM_TAP)
     page.goto(page.base_url + "/explore?cell=lstm&hidden_size=200&seq_len=20")
     wait_rendered(page)
     # A long sequence (most of a second here), then at once a short one: the long run's result
@@ -240,7 +227,7 @@ def test_a_slow_older_run_never_overwrites_a_newer_one(page):
     # The long run is over for the page once its stream is closed or its result is in; only
     # then could a stale result have been drawn.
     page.wait_for_function("""() => window.__streams.some((s) => s.url.includes('seq_len=1000')
-                                      && (s.closed || s.result))""", timeout=30_000)
+        && (s.ended || s.events.some((e) => e.name === 'result')))""", timeout=30_000)
     wait_rendered(page)
     lengths = page.evaluate("""() => ({
       grad_norms: document.getElementById('fig-grad_norms').data[0].x.length,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser import screenshot
+from tests.browser import STREAM_TAP, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -11,17 +11,8 @@ def points(page, div):
     return page.evaluate(f"() => document.getElementById('{div}').data.map(t => t.x.length)")
 
 
-STREAMS = """
-  window.__streams = [];
-  const Original = window.EventSource;
-  window.EventSource = class extends Original {
-    constructor(...args) { super(...args); window.__streams.push(this); }
-  };
-"""
-
-
 def test_start_shows_growing_curves_and_stop_ends_the_run(page):
-    page.add_init_script(STREAMS)
+    page.add_init_script(STREAM_TAP)
     page.goto(page.base_url + "/train?lag=10&hidden_size=16&batch_size=16&steps=5000")
     assert page.locator("#ctl-lag").input_value() == "10"
     page.get_by_role("button", name="Start training").click()
@@ -37,10 +28,10 @@ def test_start_shows_growing_curves_and_stop_ends_the_run(page):
     page.get_by_role("button", name="Stop").click()
     assert page.locator("#status").inner_text().startswith("Stopped")
     stopped = points(page, "fig-loss")
-    # Stop closes the stream (EventSource.CLOSED is 2), so no step can arrive after it; two
-    # animation frames let anything already queued be drawn.
-    page.wait_for_function("() => window.__streams.every((s) => s.readyState === 2)",
-                           timeout=5_000)
+    # Stop aborts the stream, so no step can arrive after it; two animation frames let anything
+    # already queued be drawn.
+    page.wait_for_function("() => window.__streams.length > 0 "
+                           "&& window.__streams.every((s) => s.ended)", timeout=5_000)
     page.evaluate("() => new Promise((done) => requestAnimationFrame("
                   "() => requestAnimationFrame(done)))")
     assert points(page, "fig-loss") == stopped, "no points after Stop"
