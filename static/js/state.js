@@ -36,7 +36,8 @@ export function writeState(table, state) {
   const url = new URL(window.location.href);
   for (const [name, spec] of Object.entries(table)) {
     const value = state[name];
-    if (value === undefined) url.searchParams.delete(name);
+    // null is an optional field left unset (e.g. `model`): absent from the link, as from the query
+    if (value === undefined || value === null) url.searchParams.delete(name);
     else url.searchParams.set(name, spec.type === "bool" ? (value ? "1" : "0") : String(value));
   }
   window.history.replaceState(window.history.state, "", url);
@@ -56,6 +57,7 @@ export function toQuery(table, state) {
   for (const name of Object.keys(table)) {
     if (table[name].api === false) continue;
     const value = state[name];
+    if (value === undefined || value === null) continue;  // an optional field left unset
     query.set(name, table[name].type === "bool" ? (value ? "1" : "0") : String(value));
   }
   return query;
