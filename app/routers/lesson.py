@@ -21,6 +21,12 @@ LESSON: Lesson = lesson()  # at import: a bad file refuses to start, naming the 
 
 # Fields shown as a number box rather than a slider: their range is too wide to slide through.
 NUMBER_FIELDS = frozenset({"clip", "seed", "lr", "steps"})
+# Short labels for the controls a step shows (a field not listed is labelled by its description).
+LABELS = {"weight_scale": "Weight scale σ_max of W", "seq_len": "Sequence length T",
+          "nonlinearity": "Activation φ (RNN)", "input_scale": "Input scale",
+          "clip": "Clip the gradient norm at (0 = off)", "forget_bias": "Forget-gate bias b_f",
+          "truncation": "Truncation k (0 = full BPTT)", "loss_at": "Loss at",
+          "depth": "Chain length n", "x0": "Starting point x₀", "hidden_size": "Hidden units H"}
 LINK_NAMES = {"explore": "the explorer", "activations": "the activations page",
               "bptt": "the BPTT page", "cells": "the cells page", "compare": "the comparison",
               "train": "the training lab"}
@@ -39,7 +45,7 @@ def _control(spec: dict, value) -> dict:
         kind = "number"
     else:
         kind = "range"
-    label = (spec["description"] or spec["name"]).rstrip(".")
+    label = LABELS.get(spec["name"]) or (spec["description"] or spec["name"]).rstrip(".")
     return {**spec, "default": value, "kind": kind, "label": label}
 
 
