@@ -30,6 +30,7 @@ const steps = DATA.steps.map((data, i) => {
     link: section.querySelector(".open-link"),
     run: 0,
     result: null, // {figures, check, config} of the latest run
+    pending: false, // a run has started and not finished: result may not match the state
   };
 });
 let current = Number(root.dataset.current);
@@ -70,15 +71,20 @@ function run(step) {
   step.run += 1;
   const ticket = step.run;
   step.section.dataset.run = String(ticket);
+  step.pending = true;
   setStatus(step, "computing…", "computing");
   const live = () => step.run === ticket;
   return new Promise((resolve) => {
     const fail = (message) => {
-      if (live()) setStatus(step, `The server could not run this step: ${message}`, "error");
+      if (live()) {
+        step.pending = false;
+        setStatus(step, `The server could not run this step: ${message}`, "error");
+      }
       resolve();
     };
     const arrived = (result) => {
       if (!live()) { resolve(); return; }
+      step.pending = false;
       step.result = result;
       show(step).then(() => {
         if (live()) {
@@ -207,7 +213,8 @@ function showStep(n, history = "push") {
     .replace(/^\s*\d+\.\s*/, "")} · Lesson · Gradient Flow Lab`;
   if (history === "push") window.history.pushState({ step: current }, "", stepUrl(current));
   else if (history === "replace") window.history.replaceState({ step: current }, "", stepUrl(current));
-  if (step.result) show(step);
+  // A run cut short when the previous step's stream was replaced (latest wins) runs again.
+  if (step.result && !step.pending) show(step);
   else run(step);
 }
 
