@@ -71,15 +71,33 @@ def assert_step_shown(page, n: int) -> None:
     assert section.locator(".open-link").is_visible()
 
 
-def test_walk_every_step_with_the_keyboard(page):
-    page.goto(page.base_url + "/lesson")
+def assert_step_shown_at_start(page) -> None:
+    """/lesson itself is step 1 (its address stays /lesson until the first move)."""
+    section = page.locator("#step-1")
+    assert section.locator("math").count() == len(STEPS[0].equations)
+    assert section.locator(f".step-check li[data-check='{STEPS[0].check}']").is_visible()
+
+
+@pytest.mark.parametrize("mode", ["normal", "projector"])
+def test_walk_every_step_with_the_keyboard(page, mode):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(page.base_url + "/lesson" + ("?present=1" if mode == "projector" else ""))
     assert visible_steps(page) == [1]
     wait_step(page, 1)
+    assert_step_shown_at_start(page)
+    screenshot(page, f"lesson-{mode}-01")
     page.keyboard.press("ArrowRight")
     for n in range(2, len(STEPS) + 1):
         wait_step(page, n)
         assert_step_shown(page, n)
-        screenshot(page, f"lesson-{n:02d}")
+        screenshot(page, f"lesson-{mode}-{n:02d}")
+        # every figure of the step, and its first control, within the first 720 pixels
+        for name in STEPS[n - 1].figures:
+            box = page.locator(f"#fig-s{n}-{name}").bounding_box()
+            assert box["y"] + box["height"] <= 721, f"step {n}: {name} ends at {box}"
+        if STEPS[n - 1].controls:
+            box = page.locator(f"#ctl-{STEPS[n - 1].controls[0]}").bounding_box()
+            assert box["y"] + box["height"] <= 720, f"step {n}: its control is off screen"
         # a clicker sends PageDown; the keyboard, the right arrow: both move on
         page.keyboard.press("PageDown" if n % 2 else "ArrowRight")
     assert visible_steps(page) == [len(STEPS)]  # past the end stays at the end
