@@ -15,7 +15,16 @@ from gradient_flow_lab.app import __version__
 from gradient_flow_lab.app.errors import QuietDisconnectMiddleware, validation_error_handler
 from gradient_flow_lab.app.modelstore import ModelNotFound
 from gradient_flow_lab.app.resources import static_dir
-from gradient_flow_lab.app.routers import activations, api, health, models, pages, train, vendor
+from gradient_flow_lab.app.routers import (
+    activations,
+    api,
+    health,
+    lesson,
+    models,
+    pages,
+    train,
+    vendor,
+)
 from gradient_flow_lab.app.security import MAX_BODY_BYTES, SecurityMiddleware
 from gradient_flow_lab.app.settings import get_settings
 
@@ -54,6 +63,7 @@ def create_app() -> FastAPI:
     app.include_router(train.router)
     app.include_router(models.router)
     app.include_router(pages.router)
+    app.include_router(lesson.router)
     return app
 
 

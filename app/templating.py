@@ -16,6 +16,7 @@ NAV_LINKS: tuple[tuple[str, str], ...] = (
     ("/cells", "Cells"),
     ("/compare", "Compare"),
     ("/train", "Training lab"),
+    ("/lesson", "Lesson"),
     ("/models", "Your model"),
 )
 
