@@ -72,7 +72,8 @@ def spectrum_figure(exponents: np.ndarray, state_size: int, warmup: int, steps: 
                          mode="lines+markers", name=f"layer {layer}",
                          line=dict(width=2, color=PALETTE[layer % len(PALETTE)]),
                          marker=dict(size=6),
-                         hovertemplate="λ%{x} = %{y:.4g} nats/step<extra>" f"layer {layer}</extra>"))
+                         hovertemplate="λ%{x} = %{y:.4g} nats/step<extra>"
+                                       f"layer {layer}</extra>"))
         dead = index[np.isneginf(row)].tolist()
         if dead:
             data.append(_bottom_marks(dead, layer, bottom))

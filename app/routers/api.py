@@ -7,7 +7,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext, suppress
-from typing import Annotated, Literal
+from typing import Annotated
 
 import anyio
 import numpy as np

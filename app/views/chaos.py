@@ -31,7 +31,7 @@ LN10 = float(np.log(10.0))
 # steps it changes the gradient by less than a factor e^2 ≈ 7, within what the direction of the
 # gradient and the inputs move it by.
 SIGN_THRESHOLD = 0.02
-# The slope is compared with λ₁ only when |λ₁| is above this; it must then agree within RATE_TOLERANCE.
+# The slope is compared with λ₁ only when |λ₁| is at least this; then within RATE_TOLERANCE.
 RATE_THRESHOLD = 0.1
 RATE_TOLERANCE = 0.25
 EDGE = 0.01  # |λ₁| below this: "near the edge of chaos"
