@@ -43,15 +43,24 @@ def largest_exponent(sim: Simulation) -> float:
     trace = sim.trace
     result = engine.lyapunov_spectrum(sim.config.cell, sim.params, trace, layer=-1, k=1,
                                       warmup=trace.seq_len // 10, seed=sim.config.seed)
-    return float(result.exponents[0])
+    return float(not_past_overflow(sim, result.exponents)[0])
+
+
+def not_past_overflow(sim: Simulation, exponents: np.ndarray) -> np.ndarray:
+    """The exponents, or nan for all of them when the forward pass overflowed: past that step
+    the states are inf or nan and the Jacobians mean nothing (a relu's nan state even reads as a
+    dead unit, giving a false -inf)."""
+    if sim.trace.overflow_step is None:
+        return exponents
+    return np.full(np.shape(exponents), np.nan)
 
 
 def prediction(largest: float) -> str:
     """What λ₁ says about the gradient going back in time, in words."""
     if np.isneginf(largest):
-        return "λ₁ = −∞: some step maps every direction to 0, so the gradient is cut to zero"
+        return "cut to zero: some step maps every direction to 0 (λ₁ = −∞)"
     if not np.isfinite(largest):
-        return "λ₁ is not a number: the run overflowed"
+        return "no prediction: the run overflowed, so λ₁ is not a number"
     words = figures.rate_words(largest)
     if abs(largest) < EDGE:
         return f"near the edge of chaos: the gradient neither vanishes nor explodes fast ({words})"
@@ -198,12 +207,12 @@ def view(config: SimulationConfig) -> ViewResult:
     report(f"Lyapunov spectrum (top {plan.k} exponents per layer)", 0.1)
     spectrum = engine.lyapunov_spectrum(config.cell, sim.params, sim.trace, k=plan.k,
                                         warmup=warmup, seed=config.seed)
-    exponents = spectrum.exponents  # (L, k)
+    exponents = not_past_overflow(sim, spectrum.exponents)  # (L, k)
     largest = float(exponents[-1, 0])  # the top layer's: the one ∂loss/∂hₜ flows through
     report("singular values of the Jacobian product", 0.2)
     fan_steps = np.unique(np.linspace(0, T - 1, min(T, CHAOS_FAN_POINTS)).round().astype(int))
-    fan = engine.jacobian_product_singular_values(config.cell, sim.params, sim.trace, fan_steps,
-                                                  layer=-1, log=True)  # (n, H) natural logs
+    fan = not_past_overflow(sim, engine.jacobian_product_singular_values(
+        config.cell, sim.params, sim.trace, fan_steps, layer=-1, log=True))  # (n, H) nat. logs
     phases = phase_diagrams(config, plan, 0.3, 0.6)
     report("figures", 0.92)
     checks = chaos_checks(sim, largest)
@@ -216,7 +225,8 @@ def view(config: SimulationConfig) -> ViewResult:
         "sign_threshold": SIGN_THRESHOLD,
     })
     shown, minus_inf = with_minus_infinity(exponents)
-    running, running_minus_inf = with_minus_infinity(spectrum.running_largest)
+    running, running_minus_inf = with_minus_infinity(
+        not_past_overflow(sim, spectrum.running_largest))
     fan_log10, fan_zero = with_minus_infinity(fan / LN10)
     series = {
         "lyapunov_exponents": shown,  # (L, k) nats per step, sorted descending, None = -inf
