@@ -57,6 +57,9 @@ VIEWS: tuple[str, ...] = View.__args__
 # budget's rate (2.5e8 for ~0.3 s) are these many multiply-adds.
 SWEEP_STEP_WORK = 32_768
 FORWARD_STEP_WORK = 4_096
+# Each phase-diagram point also builds its own weights and inputs before its first step: about
+# 0.3 ms of overhead plus the QR that makes each H x H gate block orthogonal (~2 H^3 each).
+POINT_WORK = 262_144
 # The singular-value fan multiplies H x H matrices, which BLAS does about 8 times faster per
 # multiply-add than the recurrence's matrix-vector steps (measured at H = 64 to 128): counted
 # at an eighth.
@@ -88,8 +91,9 @@ class ChaosPlan(BaseModel):
 def chaos_plan(config: SimulationConfig) -> ChaosPlan:
     """The /chaos view's sizes and cost: the run (T L B G H^2), the spectrum (per layer and step
     G H^2 k plus a QR of S x k), the singular-value fan (one backward sweep of an S x H matrix,
-    G H^3 per step, and an SVD per chosen step), and the phase diagram, whose runs take as many
-    steps (at most CHAOS_GRID_MAX_STEPS) as the budget has room for."""
+    G H^3 per step, and an SVD per chosen step), and the phase diagram: per point its weights and
+    inputs, then a run of as many steps (at most CHAOS_GRID_MAX_STEPS) as the budget has room
+    for."""
     cell, T, L, H = config.cell, config.seq_len, config.num_layers, config.hidden_size
     gates = GATES[cell]
     state = 2 * H if cell == "lstm" else H
@@ -104,12 +108,14 @@ def chaos_plan(config: SimulationConfig) -> ChaosPlan:
     points = len(panels) * grid[0] * grid[1]
     per_step = (L * (gates * H**2 + FORWARD_STEP_WORK)  # every layer forward
                 + gates * H**2 + state + SWEEP_STEP_WORK)  # the top layer's one-vector sweep
-    room = (WORK_BUDGET - fixed) // (points * per_step) if fixed < WORK_BUDGET else 0
+    per_point = POINT_WORK + L * gates * 2 * H**3
+    spare = WORK_BUDGET - fixed - points * per_point
+    room = spare // (points * per_step) if spare > 0 else 0
     steps = min(T, CHAOS_GRID_MAX_STEPS, room)
     if steps < min(T, CHAOS_GRID_MIN_STEPS):
         steps = 0
     # Refused (0 steps), its cost is that of the shortest grid allowed: above the budget.
-    grid_work = points * per_step * (steps or min(T, CHAOS_GRID_MIN_STEPS))
+    grid_work = points * (per_point + per_step * (steps or min(T, CHAOS_GRID_MIN_STEPS)))
     return ChaosPlan(k=k, state_size=state, panels=panels, grid=grid, grid_steps=steps,
                      fixed_work=fixed, grid_work=grid_work)
 

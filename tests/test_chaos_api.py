@@ -126,7 +126,7 @@ def test_an_oversized_chaos_request_is_refused_before_any_work(client):
 
 
 @pytest.mark.parametrize("body", [{}, {"seq_len": 1000}, {"cell": "lstm", "seq_len": 200},
-                                  {"cell": "gru", "hidden_size": 64, "num_layers": 2}])
+                                  {"cell": "gru", "hidden_size": 40, "num_layers": 2}])
 def test_the_plan_fits_the_budget_and_shortens_the_phase_runs_to_do_so(body):
     config = SimulationConfig(**body)
     plan = chaos_plan(config)
