@@ -4,7 +4,7 @@ Run from the repository root (a minute or two):
 
     python tests/benchmark_lyapunov.py
     python tests/benchmark_lyapunov.py --repeats 3
-    python tests/benchmark_lyapunov.py --chaos-view-only
+    python tests/benchmark_lyapunov.py --chaos-view-only --clock cpu
 
 Not collected by pytest (the name does not start with ``test_``). Each time is the median of
 ``--repeats`` runs (default 5) after one warm-up run, on ONE BLAS thread (set before NumPy is
@@ -38,6 +38,8 @@ from gradient_flow_lab import engine  # noqa: E402
 from gradient_flow_lab.engine import lyapunov  # noqa: E402
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# time.perf_counter (wall), or with --clock cpu time.process_time: steadier on a busy machine.
+CLOCK = [time.perf_counter]
 
 
 def machine() -> str:
@@ -56,9 +58,9 @@ def median_seconds(work, repeats: int) -> float:
     work()  # warm-up
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK[0]()
         work()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK[0]() - start)
     return statistics.median(times)
 
 
@@ -71,9 +73,12 @@ def make_trace(cell: str, H: int, T: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--chaos-view-only", action="store_true",
                         help="time only the /chaos view section")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
     if args.chaos_view_only:
         print(f"machine: {machine()}")
         chaos_view_section(args.repeats)
