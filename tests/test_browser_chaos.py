@@ -66,3 +66,10 @@ def test_projector_mode_reads_at_1280_by_720(browser, live_server):
     screenshot(page, "chaos-present")
     context.close()
     assert not errors, errors
+
+
+def test_explore_names_the_largest_exponent_in_its_status_line(page):
+    page.goto(page.base_url + "/explore?weight_scale=3&seq_len=100")
+    wait_rendered(page)
+    status = page.locator("#status").inner_text()
+    assert "λ₁ = 0." in status and "explodes" in status, status

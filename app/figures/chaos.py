@@ -174,7 +174,12 @@ def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
     R, C = grid.shape
     done = R if rows_done is None else rows_done
     finite = grid[np.isfinite(grid)]
-    span = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.05)
+    # White sits at exactly 0 and each side spans its own range, so a slightly chaotic cell is
+    # visibly red next to strongly ordered ones (a symmetric scale would leave it white).
+    low = min(float(finite.min()) if finite.size else 0.0, -0.05)
+    high = max(float(finite.max()) if finite.size else 0.0, 0.05)
+    zero = -low / (high - low)
+    colorscale = [[0.0, DIVERGING[0][1]], [zero, "#FFFFFF"], [1.0, DIVERGING[-1][1]]]
     z: list = []
     text: list = []
     for row in range(R):
@@ -184,7 +189,7 @@ def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
                 z_row.append(None)
                 text_row.append("not computed yet")
             elif np.isneginf(value):
-                z_row.append(-span)
+                z_row.append(low)
                 text_row.append(MINUS_INFINITY)
             elif np.isfinite(value):
                 z_row.append(float(value))
@@ -196,8 +201,8 @@ def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
         text.append(text_row)
     label = COLUMN_LABELS[column]
     x, y = columns.tolist(), weight_scales.tolist()
-    data = [dict(type="heatmap", x=x, y=y, z=z, customdata=text, colorscale=DIVERGING, zmid=0,
-                 zmin=-span, zmax=span, name="λ₁",
+    data = [dict(type="heatmap", x=x, y=y, z=z, customdata=text, colorscale=colorscale,
+                 zmin=low, zmax=high, name="λ₁",
                  colorbar=dict(title=dict(text="λ₁ (nats/step)"), thickness=14),
                  hovertemplate=f"{label} = %{{x:.3g}}<br>weight scale = %{{y:.3g}}<br>"
                                "λ₁ = %{customdata}<extra></extra>")]
