@@ -1,6 +1,7 @@
 """Progress of the view being built, told from the worker thread to the stream that waits for it.
 
-The view builders call ``report(stage, fraction)`` between their steps, and ``sweep_ready``
+The view builders call ``report(stage, fraction)`` between their steps, ``partial(name, data)``
+for a piece of their result that is ready early (a page may draw it at once), and ``sweep_ready``
 with the gradient norms of their main run as soon as its backward pass is done: the stream
 sends the stage as a ``progress`` event and the sweep as ``backward`` events while the rest of
 the view (diagnostics, figures) is still computing. Outside ``reporting`` (the POST endpoint,
@@ -20,7 +21,8 @@ from contextvars import ContextVar
 
 import numpy as np
 
-# Called with ("stage", (stage, fraction)) or ("sweep", grad_norms of shape (L, T)).
+# Called with ("stage", (stage, fraction)), ("sweep", grad_norms of shape (L, T)) or
+# ("partial", (name, data)).
 Listener = Callable[[str, object], None]
 
 _listener: ContextVar[tuple[Listener, threading.Event | None] | None] = ContextVar(
@@ -49,6 +51,13 @@ def report(stage: str, fraction: float) -> None:
 def sweep_ready(grad_norms: np.ndarray) -> None:
     """Hands the stream ||d loss / d h_t|| (L, T) of the view's main run, once it is known."""
     _tell("sweep", grad_norms)
+
+
+def partial(name: str, data: dict) -> None:
+    """Hands the stream a piece of the result that is ready before the rest (a row of the phase
+    diagram): it goes out as a ``partial`` event ``{"name": name, "data": data}``, in strict JSON
+    (non-finite numbers nulled and listed under ``nonfinite``)."""
+    _tell("partial", (name, data))
 
 
 @contextmanager

@@ -53,8 +53,77 @@ class SimulationConfig(BaseModel):
         return self.truncation or None
 
 
-View = Literal["explore", "bptt", "cells", "compare"]
+View = Literal["explore", "bptt", "cells", "compare", "chaos"]
 VIEWS: tuple[str, ...] = View.__args__
+
+# ---- the edge-of-chaos view's plan: what it computes and what that costs, in the budget's units
+# Its Lyapunov sweeps and phase-diagram runs loop over steps in Python with tiny matrices, so
+# their cost per step is mostly the loop itself. Measured (tests/benchmark_lyapunov.py): about
+# 40 us per step of a one-vector QR sweep and 5 us per layer-step of a forward pass, which at the
+# budget's rate (2.5e8 for ~0.3 s) are these many multiply-adds.
+SWEEP_STEP_WORK = 32_768
+FORWARD_STEP_WORK = 4_096
+# Each phase-diagram point also builds its own weights and inputs before its first step: about
+# 0.3 ms of overhead plus the QR that makes each H x H gate block orthogonal (~2 H^3 each).
+POINT_WORK = 262_144
+# The singular-value fan multiplies H x H matrices, which BLAS does about 8 times faster per
+# multiply-add than the recurrence's matrix-vector steps (measured at H = 64 to 128): counted
+# at an eighth.
+MATRIX_PRODUCT_SHARE = 8
+CHAOS_MAX_EXPONENTS = 32  # the spectrum's k: the top 32 exponents at most (O(T G H^2 k))
+CHAOS_FAN_POINTS = 60  # the singular-value fan at up to 60 steps t
+CHAOS_GRID = (9, 9)  # phase diagram: weight scales x input scales ...
+CHAOS_LSTM_GRID = (7, 7)  # ... and, for lstm, two panels (input scale, forget bias) of 7 x 7
+CHAOS_GRID_MAX_STEPS = 100  # each grid point is a run of at most this many steps ...
+CHAOS_GRID_MIN_STEPS = 16  # ... and at least this many, or the request is refused
+
+
+class ChaosPlan(BaseModel):
+    """What /chaos computes for a configuration, sized to fit the work budget."""
+
+    k: int  # exponents per layer
+    state_size: int  # S: H, or 2H for lstm
+    panels: tuple[str, ...]  # column fields of the phase-diagram panels
+    grid: tuple[int, int]  # rows x columns of each panel
+    grid_steps: int  # steps of each grid point's run (0: not even the shortest fits)
+    fixed_work: int  # the run, the spectrum and the singular-value fan
+    grid_work: int  # the phase diagram at grid_steps
+
+    @property
+    def grid_points(self) -> int:
+        return len(self.panels) * self.grid[0] * self.grid[1]
+
+
+def chaos_plan(config: SimulationConfig) -> ChaosPlan:
+    """The /chaos view's sizes and cost: the run (T L B G H^2), the spectrum (per layer and step
+    G H^2 k plus a QR of S x k), the singular-value fan (one backward sweep of an S x H matrix,
+    G H^3 per step, and an SVD per chosen step), and the phase diagram: per point its weights and
+    inputs, then a run of as many steps (at most CHAOS_GRID_MAX_STEPS) as the budget has room
+    for."""
+    cell, T, L, H = config.cell, config.seq_len, config.num_layers, config.hidden_size
+    gates = GATES[cell]
+    state = 2 * H if cell == "lstm" else H
+    k = min(state, CHAOS_MAX_EXPONENTS)
+    run = T * L * config.batch_size * gates * H**2
+    spectrum = T * L * (gates * H**2 * k + state * k * k + SWEEP_STEP_WORK)
+    fan = (T * (gates * H**3 // MATRIX_PRODUCT_SHARE + FORWARD_STEP_WORK)
+           + min(T, CHAOS_FAN_POINTS) * 4 * H**3 // MATRIX_PRODUCT_SHARE)
+    fixed = run + spectrum + fan
+    panels = ("input_scale", "forget_bias") if cell == "lstm" else ("input_scale",)
+    grid = CHAOS_LSTM_GRID if cell == "lstm" else CHAOS_GRID
+    points = len(panels) * grid[0] * grid[1]
+    per_step = (L * (gates * H**2 + FORWARD_STEP_WORK)  # every layer forward
+                + gates * H**2 + state + SWEEP_STEP_WORK)  # the top layer's one-vector sweep
+    per_point = POINT_WORK + L * gates * 2 * H**3
+    spare = WORK_BUDGET - fixed - points * per_point
+    room = spare // (points * per_step) if spare > 0 else 0
+    steps = min(T, CHAOS_GRID_MAX_STEPS, room)
+    if steps < min(T, CHAOS_GRID_MIN_STEPS):
+        steps = 0
+    # Refused (0 steps), its cost is that of the shortest grid allowed: above the budget.
+    grid_work = points * (per_point + per_step * (steps or min(T, CHAOS_GRID_MIN_STEPS)))
+    return ChaosPlan(k=k, state_size=state, panels=panels, grid=grid, grid_steps=steps,
+                     fixed_work=fixed, grid_work=grid_work)
 
 
 def view_gates(config: SimulationConfig, view: str) -> int:
@@ -66,12 +135,16 @@ def view_gates(config: SimulationConfig, view: str) -> int:
         return 2 * GATES[config.cell]
     if view == "cells" and config.cell == "rnn":
         return GATES["lstm"]
-    return GATES[config.cell]
+    return GATES[config.cell]  # chaos: its main run (its other work is in chaos_plan)
 
 
 def view_work(config: SimulationConfig, view: str) -> int:
     """Multiply-adds of the recurrence over every run the view makes: T * L * B * gates * H^2.
-    The one place that knows what a view costs (the budget below, the heavy lane in the API)."""
+    The one place that knows what a view costs (the budget below, the heavy lane in the API).
+    For chaos: the run, the spectrum, the fan and the phase diagram (``chaos_plan``)."""
+    if view == "chaos":
+        plan = chaos_plan(config)
+        return plan.fixed_work + plan.grid_work
     return (config.seq_len * config.num_layers * config.batch_size * view_gates(config, view)
             * config.hidden_size**2)
 
@@ -91,6 +164,16 @@ class SimulationQuery(SimulationConfig):
             for name, value in get_store().get(self.model).fixed_fields().items():
                 setattr(self, name, value)
         work = view_work(self, self.view)
+        if work > WORK_BUDGET and self.view == "chaos":
+            plan = chaos_plan(self)
+            raise ValueError(
+                f"too much work for view 'chaos': the run, the top {plan.k} Lyapunov exponents "
+                f"of each layer and the singular values of dh_T-1/dh_t (seq_len "
+                f"{self.seq_len}, hidden_size {self.hidden_size}, num_layers "
+                f"{self.num_layers}) come to {plan.fixed_work:,} multiply-adds, leaving no "
+                f"room in the budget of {WORK_BUDGET:,} for a phase diagram of "
+                f"{plan.grid_points} runs of {min(self.seq_len, CHAOS_GRID_MIN_STEPS)} steps "
+                f"or more; lower hidden_size, seq_len or num_layers")
         if work > WORK_BUDGET:
             gates = view_gates(self, self.view)
             raise ValueError(

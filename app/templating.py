@@ -15,6 +15,7 @@ NAV_LINKS: tuple[tuple[str, str], ...] = (
     ("/bptt", "BPTT"),
     ("/cells", "Cells"),
     ("/compare", "Compare"),
+    ("/chaos", "Edge of chaos"),
     ("/train", "Training lab"),
     ("/lesson", "Lesson"),
     ("/models", "Your model"),

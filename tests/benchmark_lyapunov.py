@@ -4,6 +4,7 @@ Run from the repository root (a minute or two):
 
     python tests/benchmark_lyapunov.py
     python tests/benchmark_lyapunov.py --repeats 3
+    python tests/benchmark_lyapunov.py --chaos-view-only --clock cpu
 
 Not collected by pytest (the name does not start with ``test_``). Each time is the median of
 ``--repeats`` runs (default 5) after one warm-up run, on ONE BLAS thread (set before NumPy is
@@ -12,7 +13,9 @@ configuration and is not part of the times, except in the per-grid-point cost, w
 ``init_params``, ``random_batch`` and the forward pass.
 
 Sizes: the page's defaults (H=32, T=50, L=1, B=1) and the largest the web budget admits in one
-layer (WORK_BUDGET in app/schemas.py: T * L * B * G * H^2 <= 2.5e8).
+layer (WORK_BUDGET in app/schemas.py: T * L * B * G * H^2 <= 2.5e8). The last section times the
+/chaos view itself (its spectrum, fan and phase diagram, as sized by ``schemas.chaos_plan``) at
+the page's defaults and at the largest hidden size its budget admits at T = 200 and T = 1000.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from gradient_flow_lab import engine  # noqa: E402
 from gradient_flow_lab.engine import lyapunov  # noqa: E402
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# time.perf_counter (wall), or with --clock cpu time.process_time: steadier on a busy machine.
+CLOCK = [time.perf_counter]
 
 
 def machine() -> str:
@@ -53,9 +58,9 @@ def median_seconds(work, repeats: int) -> float:
     work()  # warm-up
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK[0]()
         work()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK[0]() - start)
     return statistics.median(times)
 
 
@@ -68,7 +73,16 @@ def make_trace(cell: str, H: int, T: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--chaos-view-only", action="store_true",
+                        help="time only the /chaos view section")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
+    if args.chaos_view_only:
+        print(f"machine: {machine()}")
+        chaos_view_section(args.repeats)
+        return
     print(f"machine: {machine()}")
     print(f"median of {args.repeats} runs, one BLAS thread; L = B = 1\n")
     print(f"{'what':44s} {'cell':5s} {'H':>4s} {'T':>5s} {'S':>4s} {'k':>4s} "
@@ -112,7 +126,58 @@ def main() -> None:
         points = len(rows) * len(cols)
         print(f"  {cell:5s} H={H:3d} T={T:4d}: {1000 * seconds / points:7.2f} ms per point "
               f"({points} points in {seconds:.3f} s)")
+    print()
+    chaos_view_section(args.repeats)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+def largest_hidden_size(cell: str, seq_len: int, num_layers: int = 1) -> int:
+    """The largest hidden_size whose /chaos view fits the work budget at this seq_len."""
+    from gradient_flow_lab.app.schemas import WORK_BUDGET, SimulationConfig, view_work
+
+    fits = [H for H in range(1, 257)
+            if view_work(SimulationConfig(cell=cell, seq_len=seq_len, hidden_size=H,
+                                          num_layers=num_layers), "chaos") <= WORK_BUDGET]
+    return max(fits) if fits else 0
+
+
+def chaos_view_section(repeats: int) -> None:
+    """The /chaos view (app/views/chaos.py) end to end and by stage, at the page's defaults
+    (T = 100, H = 32) and at the largest sizes its work budget admits."""
+    from gradient_flow_lab.app.schemas import SimulationConfig, chaos_plan
+    from gradient_flow_lab.app.simulation import simulate
+    from gradient_flow_lab.app.views import chaos
+
+    print("the /chaos view (build_view), median of", repeats, "runs:")
+    print(f"  {'cell':5s} {'T':>5s} {'H':>4s} {'L':>2s} {'k':>3s} {'grid':>7s} {'steps':>5s} "
+          f"{'spectrum':>9s} {'fan':>7s} {'phase':>7s} {'per pt':>8s} {'view':>7s}")
+    cases = [("rnn", 100, 32, 1), ("lstm", 100, 32, 1), ("gru", 100, 32, 1)]
+    for cell in ("rnn", "lstm", "gru"):
+        cases.append((cell, 1000, largest_hidden_size(cell, 1000), 1))
+        cases.append((cell, 200, largest_hidden_size(cell, 200), 1))
+    for cell, T, H, L in cases:
+        config = SimulationConfig(cell=cell, seq_len=T, hidden_size=H, num_layers=L)
+        plan = chaos_plan(config)
+        sim = simulate(config)
+        spectrum = median_seconds(lambda c=config, s=sim, p=plan: engine.lyapunov_spectrum(
+            c.cell, s.params, s.trace, k=p.k, warmup=c.seq_len // 10), repeats)
+        steps = np.unique(np.linspace(0, T - 1, min(T, 60)).round().astype(int))
+        fan = median_seconds(lambda c=config, s=sim, st=steps:
+                             engine.jacobian_product_singular_values(
+                                 c.cell, s.params, s.trace, st, log=True), repeats)
+        phase = median_seconds(lambda c=config, p=plan: chaos.phase_diagrams(c, p, 0.0, 1.0),
+                               max(1, repeats // 2))
+        total = median_seconds(lambda c=config: chaos.view(c), max(1, repeats // 2))
+        grid = "x".join(map(str, plan.grid)) + ("x2" if len(plan.panels) == 2 else "")
+        print(f"  {cell:5s} {T:5d} {H:4d} {L:2d} {plan.k:3d} {grid:>7s} {plan.grid_steps:5d} "
+              f"{spectrum:8.3f}s {fan:6.3f}s {phase:6.3f}s "
+              f"{1000 * phase / plan.grid_points:6.2f}ms {total:6.3f}s")
+    print("/explore's largest exponent (k = 1, top layer), at its largest sizes:")
+    for cell, T, H in (("rnn", 1000, 256), ("lstm", 1000, 128), ("gru", 50, 32)):
+        config = SimulationConfig(cell=cell, seq_len=T, hidden_size=H)
+        sim = simulate(config)
+        seconds = median_seconds(lambda s=sim: chaos.largest_exponent(s), repeats)
+        print(f"  {cell:5s} T={T:5d} H={H:4d}: {1000 * seconds:7.1f} ms")
 
 
 if __name__ == "__main__":

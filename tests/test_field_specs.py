@@ -26,6 +26,7 @@ PAGES = {
     "/bptt": (SimulationConfig, {"loss_at": "all", "truncation": DEFAULT_TRUNCATION}),
     "/cells": (SimulationConfig, {"cell": "lstm"}),
     "/compare": (SimulationConfig, {}),
+    "/chaos": (SimulationConfig, {"seq_len": 100}),
     "/train": (TrainingConfig, {}),
 }
 VIEW_ONLY = {"hidden_layer"}  # /explore's layer menu: in the URL, never sent to the API
@@ -158,7 +159,7 @@ def test_field_specs_read_the_model_metadata():
                             "description": TrainingConfig.model_fields["lag"].description}
     assert specs["optimizer"]["choices"] == ["sgd", "momentum", "adam"]
     assert field_specs(SimulationQuery)["view"]["choices"] == ["explore", "bptt", "cells",
-                                                               "compare"]
+                                                               "compare", "chaos"]
     x0 = field_specs(ActivationsQuery)["x0"]
     assert (x0["type"], x0["min"], x0["max"], x0["default"]) == ("float", -5.0, 5.0, 0.5)
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from gradient_flow_lab.app.resources import static_dir, templates_dir
 
-PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare", "/train", "/lesson",
-              "/models")
+PAGE_LINKS = ("/explore", "/activations", "/bptt", "/cells", "/compare", "/chaos", "/train",
+              "/lesson", "/models")
 
 # Any way a page could pull from another host: src=/href=/action= attributes, CSS url(),
 # and ES module imports, with http:, https: or protocol-relative (//host) URLs.

@@ -7,7 +7,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext, suppress
-from typing import Annotated, Literal
+from typing import Annotated
 
 import anyio
 import numpy as np
@@ -24,6 +24,7 @@ from gradient_flow_lab.app.schemas import (
     WORK_BUDGET,
     SimulationConfig,
     SimulationQuery,
+    View,
     view_work,
 )
 from gradient_flow_lab.app.views import ViewResult, build_view
@@ -31,7 +32,7 @@ from gradient_flow_lab.app.views import bptt as bptt_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 
-ViewName = Literal["explore", "bptt", "cells", "compare"]
+ViewName = View
 PROGRESS_EVERY = 0.25  # seconds: a run shows its stages once it has taken this long
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
@@ -43,6 +44,7 @@ heavy_lane = anyio.CapacityLimiter(1)
 WAITING = "waiting for another large network to finish"
 
 # What the worker tells the stream: ("stage", (name, fraction)), ("sweep", norms (L, T)),
+# ("partial", (name, data)),
 # ("done", (result, its strict-JSON text)) or ("failed", the exception).
 News = tuple[str, object]
 
@@ -166,7 +168,9 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
     stage as it starts, ``waiting for another large network to finish`` included);
     ``backward`` chunks of ||d loss / d h_t|| per layer in the order the backward sweep visits
     them (t = T-1 down to 0), sent as soon as the main run's backward pass is done, while the
-    diagnostics and figures still compute; ``result`` last.
+    diagnostics and figures still compute; ``partial`` events ``{"name", "data"}``, pieces of
+    the result a view hands over early (``progress.partial``: the rows of /chaos's phase
+    diagram); ``result`` last.
 
     The NumPy work runs in a worker thread, once, and tells this generator what it did through
     a memory object stream (``simulation_news``).
@@ -191,6 +195,9 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
                     sweep_sent = True
                 elif kind == "stage":
                     stage = value
+                elif kind == "partial":  # progress.partial: a piece of the result, sent as is
+                    name, data = value
+                    yield sse.event("partial", {"name": name, "data": data})
                 elif kind == "done":
                     done = value
                 elif kind == "failed":

@@ -45,6 +45,13 @@ PAGE_FIELDS = {
         SimulationConfig, ["nonlinearity", "seq_len", "hidden_size", "weight_scale", "init",
                            "forget_bias", "loss_at", "seed"]),
     "train": lambda: field_specs(TrainingConfig),
+    # One sequence and its loss at the last step, so that the slope of the gradient-norm curve
+    # is the largest exponent's; long enough for the exponents to settle.
+    "chaos": lambda: field_specs(
+        SimulationConfig, ["cell", "nonlinearity", "seq_len", "num_layers", "hidden_size",
+                           "input_size", "weight_scale", "input_scale", "init", "forget_bias",
+                           "seed"],
+        defaults={"seq_len": 100}),
 }
 
 
@@ -59,7 +66,7 @@ def index(request: Request) -> HTMLResponse:
 
 
 # One template per page; the page's script reads its state from the query string.
-PAGES = ("explore", "activations", "bptt", "cells", "compare")
+PAGES = ("explore", "activations", "bptt", "cells", "compare", "chaos")
 
 
 def _page_route(name: str):

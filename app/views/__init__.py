@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gradient_flow_lab.app.schemas import SimulationConfig
-from gradient_flow_lab.app.views import bptt, cells, compare, explore
+from gradient_flow_lab.app.views import bptt, cells, chaos, compare, explore
 from gradient_flow_lab.app.views.common import ViewResult
 
 BUILDERS: dict[str, Callable[[SimulationConfig], ViewResult]] = {
@@ -19,6 +19,7 @@ BUILDERS: dict[str, Callable[[SimulationConfig], ViewResult]] = {
     "bptt": bptt.view,
     "cells": cells.view,
     "compare": compare.view,
+    "chaos": chaos.view,
 }
 
 

@@ -7,6 +7,7 @@ from gradient_flow_lab.app.figures.common import log10_gaps
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import simulate
+from gradient_flow_lab.app.views.chaos import exponent_summary, largest_exponent
 from gradient_flow_lab.app.views.common import ViewResult, paper_checks, summarize
 
 
@@ -18,10 +19,13 @@ def view(config: SimulationConfig) -> ViewResult:
     jac = sim.jacobian
     sim.contribution_norms  # noqa: B018 (computed here, so the progress report is true)
     checks = paper_checks(sim)
+    summary = summarize(sim)
+    # λ₁ of the top layer (k = 1, O(T G H^2)) and what its sign says about the gradient
+    summary.update(exponent_summary(largest_exponent(sim)))
     report("figures", 0.8)
     return ViewResult(
         primary=sim,
-        summary=summarize(sim),
+        summary=summary,
         checks=checks,
         figures=explore_figures.build(sim),
         series={

@@ -192,6 +192,12 @@ function showSummary(summary) {
   parts.push(`gradient norm ${fmt(clip.norm)}`);
   if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
   parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T−1‖ = ${fmt(summary.retention)}`);
+  if (summary.lyapunov_prediction) {
+    // λ₁ of the top layer; JSON has no −∞, so the server flags it
+    const largest = summary.lyapunov_minus_infinity ? "−∞"
+      : formatNumber(summary.lyapunov_largest, 3, "not a number").replace("-", "−");
+    parts.push(`λ₁ = ${largest} nats/step (${summary.lyapunov_prediction})`);
+  }
   setStatus(statusLine, `Done: ${parts.join(" · ")}`, "done");
   showOverflow(page.overflowMarker, summary.overflow_step);
 }
