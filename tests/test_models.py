@@ -384,3 +384,21 @@ def test_training_lab_model_downloads_and_loads_into_torch(api):
     lstm.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()
                           if not k.startswith("head.")})
     assert api.get("/api/train/model/" + "0" * 32).status_code == 404
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.7])
+def test_report_gives_the_largest_lyapunov_exponent_per_layer(api, scale):
+    """Zero input and zero biases keep h at 0, where the Jacobian is W_hh = s * I: every
+    exponent is ln s (closed form), which the health report must show with its prediction."""
+    hidden = 6
+    state = {"weight_ih_l0": np.zeros((hidden, 2)), "weight_hh_l0": scale * np.eye(hidden),
+             "bias_ih_l0": np.zeros(hidden), "bias_hh_l0": np.zeros(hidden)}
+    response = upload(api, as_npz(state), as_npy(np.zeros((40, 2))), name="model.npz")
+    assert response.status_code == 201, response.text
+    report = api.get(f"/api/models/{response.json()['id']}/report").json()
+    (row,) = report["lyapunov"]
+    assert row["lyapunov_largest"] == pytest.approx(np.log(scale), abs=1e-9)
+    assert row["lyapunov_factor_per_step"] == pytest.approx(scale, rel=1e-9)
+    assert ("vanishes" if scale < 1 else "explodes") in row["lyapunov_prediction"]
+    page = api.get(f"/models/{response.json()['id']}")
+    assert "lyapunov-table" in page.text and "λ₁" in page.text

@@ -16,6 +16,7 @@ from os import PathLike
 
 import numpy as np
 
+from gradient_flow_lab import engine
 from gradient_flow_lab.app import jsonsafe
 from gradient_flow_lab.app.figures import explore as explore_figures
 from gradient_flow_lab.app.figures import models as model_figures
@@ -24,6 +25,7 @@ from gradient_flow_lab.app.resources import plotly_js_path, static_dir
 from gradient_flow_lab.app.schemas import WORK_BUDGET, SimulationConfig
 from gradient_flow_lab.app.simulation import Simulation
 from gradient_flow_lab.app.templating import templates
+from gradient_flow_lab.app.views import chaos as chaos_view
 from gradient_flow_lab.app.views.common import paper_checks
 from gradient_flow_lab.engine import health
 from gradient_flow_lab.engine import io as model_io
@@ -134,6 +136,10 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
     saturation = health.gate_saturation(trace)
     carry = health.carry_bias(model.cell, params)
     horizons = health.memory_horizon(trace)
+    # λ₁ per layer (k = 1, warm-up T // 10): the one number with a sign, as /chaos defines it.
+    exponents = chaos_view.not_past_overflow(sim, engine.lyapunov_spectrum(
+        model.cell, params, trace, k=1, warmup=trace.seq_len // 10,
+        nonlinearity=nonlinearity if model.cell == "rnn" else None).exponents[:, 0])
     head_note = ("its own read-out head (head.weight, head.bias)" if model.output_size else
                  "no read-out in the file: the loss reads the top layer through a fixed seeded "
                  "read-out (8 classes); the Jacobians ‖∂h_T/∂hₜ‖ do not depend on it")
@@ -152,6 +158,8 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
         "horizon": [{"layer": h.layer, "factor": h.factor, "horizon": h.horizon,
                      "observed": h.observed, "meaning": _horizon_sentence(h, trace.seq_len)}
                     for h in horizons],
+        "lyapunov": [{"layer": layer, **chaos_view.exponent_summary(float(largest))}
+                     for layer, largest in enumerate(exponents)],
         "loss": trace.loss,
         "checks": paper_checks(sim) if finite else [{
             "id": "finite", "label": "Weights are numbers", "status": "fail",
