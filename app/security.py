@@ -32,7 +32,7 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 MAX_QUERY_BYTES = 2048  # every configuration fits in a few hundred bytes
-MAX_BODY_BYTES = 64 * 1024  # passed to FastAPI(max_body_size=...)
+MAX_BODY_BYTES = 64 * 1024  # also passed to FastAPI(max_body_size=...) for chunked bodies
 
 
 class SecurityMiddleware:
@@ -46,6 +46,9 @@ class SecurityMiddleware:
         if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
             await _reject(send, 414, f"query string longer than {MAX_QUERY_BYTES} bytes")
             return
+        if _declared_length(scope) > MAX_BODY_BYTES:  # said up front: answered here, in JSON
+            await _reject(send, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
+            return
 
         headers = SECURITY_HEADERS
         if scope["path"] in DOCS_PATHS:
@@ -57,6 +60,16 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # h11 refuses a malformed length before the app sees it
+    return 0
 
 
 async def _reject(send: Send, status: int, message: str) -> None:
