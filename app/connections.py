@@ -5,12 +5,18 @@ sends nothing, or sends its request line and headers a byte at a time: enough of
 every file descriptor. ``HeaderTimeoutProtocol`` gives every connection ``HEADER_TIMEOUT``
 seconds, from when it opens or from its last response, to finish a request's headers, and
 closes it otherwise. A request whose headers arrived runs as long as it needs.
+
+It also caps each connection's kernel send buffer (``SEND_BUFFER_BYTES``; Linux lets it grow to
+4 MB by itself). A client that stops reading then fills it within seconds, and app/edge.py's
+send deadline ends its response; with 4 MB a training stream took over a minute to fill it,
+holding its slot all that time, and a thousand such clients could pin 4 GB of kernel memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import resource
+import socket
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -19,13 +25,19 @@ KEEP_ALIVE_TIMEOUT = 5  # seconds an idle kept-alive connection stays open (uvic
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers (h11's default is 16 KB too)
 GRACEFUL_SHUTDOWN_SECONDS = 5  # after SIGTERM, then open requests are cancelled
 BACKLOG = 1024  # connections the kernel queues before the server accepts them
+SEND_BUFFER_BYTES = 128 * 1024  # the kernel doubles it: 256 KB of unread data per connection
 
 
 class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for headers and a bounded send buffer."""
+
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[arg-type]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
