@@ -20,7 +20,9 @@ import json
 import socket
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,20 +71,29 @@ def post_many(url: str, body: dict, clients: int, timeout: float = 120) -> list[
     return codes
 
 
+def poll_healthz(url: str, stop_file: str) -> None:
+    """Asks /healthz every 50 ms until ``stop_file`` exists; prints one latency (s) a line.
+    Runs in a process of its own, so the heavy clients' threads do not slow the measurement."""
+    with httpx.Client(timeout=30) as http:
+        while not Path(stop_file).exists():
+            started = time.perf_counter()
+            http.get(f"{url}/healthz")
+            print(time.perf_counter() - started, flush=True)
+            time.sleep(0.05)
+
+
 def starvation(clients: int = 80) -> dict:
-    with running_server(stop_timeout=30) as server:
+    with running_server(stop_timeout=30) as server, \
+            tempfile.TemporaryDirectory() as scratch:
         url = f"{server.url}/api/simulate?view={HEAVY_VIEW}"
         httpx.post(url, json={"seq_len": 20}, timeout=30)  # imports and caches
-        latencies: list[float] = []
-        codes: list[int] = []
-        worker = threading.Thread(target=lambda: codes.extend(post_many(url, HEAVY, clients)))
-        worker.start()
-        with httpx.Client(timeout=30) as http:
-            while worker.is_alive():
-                started = time.perf_counter()
-                http.get(f"{server.url}/healthz")
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.05)
+        stop_file = str(Path(scratch) / "stop")
+        poller = subprocess.Popen([sys.executable, __file__, "--poll", server.url, stop_file],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        codes = post_many(url, HEAVY, clients)
+        Path(stop_file).touch()
+        latencies = [float(line) for line in poller.communicate(timeout=60)[0].split()]
         return {"healthz_p50_ms": round(1000 * statistics.median(latencies), 1),
                 "healthz_p99_ms": round(1000 * percentile(latencies, 99), 1),
                 "healthz_max_ms": round(1000 * max(latencies), 1),
@@ -161,7 +172,11 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*", default=["starvation", "memory", "abandonment"])
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to wait before the settled RSS (default 30)")
+    parser.add_argument("--poll", nargs=2, metavar=("URL", "STOP_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.poll:
+        poll_healthz(*args.poll)
+        return
     for name in args.scenarios:
         result = memory(settle=args.settle) if name == "memory" else globals()[name]()
         print(json.dumps({"scenario": name, **result}), flush=True)
