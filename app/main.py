@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,7 +27,6 @@ from gradient_flow_lab.app.settings import get_settings
 # concurrent requests' OpenBLAS threads spun against each other for the two cores (measured
 # here, one LSTM run went from 0.08 s to 3 s under load).
 BLAS_THREADS = 1
-SWITCH_INTERVAL = 0.001  # seconds
 
 
 @asynccontextmanager
@@ -37,9 +35,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # under plain `uvicorn ...:app`), not at the first training request.
     app.dependency_overrides.get(get_settings, get_settings)()
     logfilter.install()
-    # A thread computing holds the GIL for up to this long before the event loop gets it back
-    # (Python's default is 5 ms): the loop answers /healthz and the pages sooner under load.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     with threadpool_limits(limits=BLAS_THREADS):
         yield
 
