@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -22,7 +23,14 @@ from gradient_flow_lab.app.routers import api
 from gradient_flow_lab.app.routers import train as train_router
 from gradient_flow_lab.app.schemas import MEMORY_PER_REQUEST
 from tests.benchmark_hostile import HEAVY, HEAVY_VIEW, rss_mb
-from tests.helpers import CONSOLE_COMMAND, cpu_seconds, running_server, wait_idle, wait_until
+from tests.helpers import (
+    CONSOLE_COMMAND,
+    cpu_seconds,
+    healthy,
+    running_server,
+    wait_idle,
+    wait_until,
+)
 from tests.strict_json import sse_events
 
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options",
@@ -407,3 +415,25 @@ def test_the_command_runs_the_server_with_few_malloc_arenas():
         environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
         assert b"MALLOC_ARENA_MAX=2" in environ
         assert rss_mb(server.process.pid) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_running_out_of_file_descriptors_logs_a_line_a_second_and_recovers():
+    command = ["prlimit", "--nofile=120:120", *CONSOLE_COMMAND]
+    with running_server(command, stop_timeout=30) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        at_rest = len(server.log_text().splitlines())
+        flood = []
+        for _ in range(200):  # more than the process may open
+            with contextlib.suppress(OSError):
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+        time.sleep(3)
+        log = server.log_text()
+        for sock in flood:
+            sock.close()
+        wait_until(lambda: healthy(server.url), 15, "the server did not recover after the flood")
+    refused = [line for line in log.splitlines() if "refusing connections" in line]
+    assert 1 <= len(refused) <= 6, log[-2000:]
+    assert "Traceback" not in log, log[-2000:]
+    assert len(log.splitlines()) < at_rest + 20, log[-2000:]
