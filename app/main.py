@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 
-from gradient_flow_lab.app import __version__, edge, logfilter
+from gradient_flow_lab.app import __version__, edge, logfilter, shutdown
 from gradient_flow_lab.app.errors import (
     QuietDisconnectMiddleware,
     server_error_handler,
@@ -35,6 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # under plain `uvicorn ...:app`), not at the first training request.
     app.dependency_overrides.get(get_settings, get_settings)()
     logfilter.install()
+    shutdown.watch_signals()  # streams say "stopping" before the server waits for them
     with threadpool_limits(limits=BLAS_THREADS):
         yield
 
