@@ -119,6 +119,19 @@ def test_a_503_says_the_same_wait_as_its_retry_after(client):
     assert f"{response.headers['retry-after']} seconds" in response.json()["detail"]
 
 
+def test_a_full_heavy_queue_answers_503_at_once_and_light_requests_still_run(client,
+                                                                            monkeypatch):
+    monkeypatch.setattr(admission.heavy_lane, "admitted", 1 + admission.MAX_QUEUED_HEAVY)
+    heavy = {**HEAVY, "seq_len": 500}
+    for response in (client.post(f"/api/simulate?view={HEAVY_VIEW}", json=heavy),
+                     client.get("/api/simulate/stream", params={"view": HEAVY_VIEW, **heavy})):
+        assert response.status_code == 503
+        _assert_ours(response)
+        seconds = response.headers["retry-after"]
+        assert f"try again in {seconds} seconds" in response.json()["detail"]
+    assert client.post("/api/simulate", json={"seq_len": 20}).status_code == 200
+
+
 # --- memory: estimated before, refused by name, bounded in flight -----------------------------
 
 def test_a_request_over_the_memory_limit_gets_a_422_naming_the_fields(client):
