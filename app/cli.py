@@ -5,8 +5,10 @@ writes a model's health report as one offline HTML file (see ``report_main``).""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -14,6 +16,11 @@ from gradient_flow_lab.app import __version__
 from gradient_flow_lab.app.settings import Settings, describe_errors
 
 PROG = "gradient-flow-lab"
+APP = "gradient_flow_lab.app.main:app"
+# glibc gives each thread that allocates its own heap arena and keeps their freed pages: under
+# load the server grew to 4 GB and kept 1.6 GB after it. Two arenas: peak and settled memory
+# fall to a fraction (README, "Limits"). Read by glibc at process start only, hence the re-exec.
+MALLOC_ARENAS = "2"
 
 
 def parse_args(argv: Sequence[str] | None = None,
@@ -92,22 +99,58 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(file.read()).hexdigest()
 
 
+def _with_few_malloc_arenas() -> None:
+    """Starts this command again with MALLOC_ARENA_MAX set, unless it is set already (by the
+    Dockerfile, or by the user: theirs wins). Same process id, same arguments."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    os.execve(sys.executable, [sys.executable, "-m", "gradient_flow_lab.app.cli", *sys.argv[1:]],
+              {**os.environ, "MALLOC_ARENA_MAX": MALLOC_ARENAS})
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from gradient_flow_lab.app import connections, logfilter, shutdown
+
+    options = connections.uvicorn_options(connections.raise_file_limit())
+
+    class Server(uvicorn.Server):
+        """The first SIGTERM or SIGINT tells the streams (they send a last event and end), then
+        uvicorn stops as usual within ``GRACEFUL_SHUTDOWN_SECONDS``; a second one exits now."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit:
+                os.write(2, f"{PROG}: second signal, exiting now\n".encode())
+                os._exit(128 + sig)
+            shutdown.begin()
+            super().handle_exit(sig, frame)
+
+    print(f"Gradient Flow Lab running at http://{host}:{port}/ (up to "
+          f"{options['limit_concurrency']} connections)", flush=True)
+    if workers > 1:  # uvicorn's supervisor; each worker ends its streams at its time limit
+        uvicorn.run(APP, host=host, port=port, workers=workers, **options)
+        return
+    config = uvicorn.Config(APP, host=host, port=port, **options)
+    logfilter.install()  # after uvicorn configured its loggers
+    Server(config).run()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    real = argv is None  # the real command line, not a test calling main([...])
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
         raise SystemExit(report_main(argv[1:]))
+    if real:
+        _with_few_malloc_arenas()
     try:
         settings = Settings()
     except ValidationError as error:
         # A bad environment variable is the user's to fix: one line, no traceback.
         sys.exit(f"{PROG}: {describe_errors(error)}")
     args = parse_args(argv, settings)
-    # Imported here so that --help stays fast and works without starting anything.
-    import uvicorn
-
-    print(f"Gradient Flow Lab running at http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run("gradient_flow_lab.app.main:app", host=args.host, port=args.port,
-                workers=args.workers)
+    # uvicorn is imported in _serve, so that --help stays fast and starts nothing.
+    _serve(args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

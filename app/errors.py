@@ -1,4 +1,5 @@
-"""422 answers that name the field and its allowed range, for people and for scripts."""
+"""Error answers in JSON: 422s that name the field and its allowed range, for people and for
+scripts, and a 500 that says what happened in words."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
 
 
 def _model_for(path: str) -> type[BaseModel]:
-    return TrainingConfig if path.startswith("/api/train") else SimulationQuery
+    if path.startswith("/api/train"):
+        return TrainingConfig
+    if path.startswith("/api/activations"):
+        from gradient_flow_lab.app.routers.activations import ActivationsQuery
+
+        return ActivationsQuery
+    return SimulationQuery
 
 
 def _allowed(name: str, model: type[BaseModel] = SimulationQuery) -> str | None:
@@ -79,6 +86,12 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
             seen.add(key)
             details.append(describe(error, model))
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": details}))
+
+
+async def server_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Any error no handler took: a JSON 500 (the traceback goes to the server's log)."""
+    return JSONResponse(status_code=500, content={
+        "detail": f"the server failed on this request ({type(exc).__name__}); it was logged"})
 
 
 class QuietDisconnectMiddleware:

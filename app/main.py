@@ -11,8 +11,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 
-from gradient_flow_lab.app import __version__
-from gradient_flow_lab.app.errors import QuietDisconnectMiddleware, validation_error_handler
+from gradient_flow_lab.app import __version__, edge, logfilter, shutdown
+from gradient_flow_lab.app.errors import (
+    QuietDisconnectMiddleware,
+    server_error_handler,
+    validation_error_handler,
+)
 from gradient_flow_lab.app.modelstore import ModelNotFound
 from gradient_flow_lab.app.resources import static_dir
 from gradient_flow_lab.app.routers import (
@@ -25,7 +29,7 @@ from gradient_flow_lab.app.routers import (
     train,
     vendor,
 )
-from gradient_flow_lab.app.security import MAX_BODY_BYTES, SecurityMiddleware
+from gradient_flow_lab.app.security import MAX_BODY_BYTES
 from gradient_flow_lab.app.settings import get_settings
 
 # BLAS threads per process while the app runs. The engine's matrices are small (H <= 256), so
@@ -40,6 +44,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Read the settings now, so that a bad GFL_ variable stops the server at startup (also
     # under plain `uvicorn ...:app`), not at the first training request.
     app.dependency_overrides.get(get_settings, get_settings)()
+    logfilter.install()
+    shutdown.watch_signals()  # streams say "stopping" before the server waits for them
     with threadpool_limits(limits=BLAS_THREADS):
         yield
 
@@ -51,10 +57,14 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(title="Gradient Flow Lab", version=__version__, redoc_url=None,
                          max_body_size=MAX_BODY_BYTES, static_url="/vendor/docs",
                          lifespan=lifespan)
-    app.add_middleware(SecurityMiddleware)
-    app.add_middleware(QuietDisconnectMiddleware)  # outermost: sees what the others raise
+    # The layers of app/edge.py go around all of FastAPI's stack: its own outermost middleware
+    # (its 500 page, its body limit's 413) would otherwise answer outside ours.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: edge.wrap(build_stack())  # type: ignore[method-assign]
+    app.add_middleware(QuietDisconnectMiddleware)  # sees what the routes raise
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ModelNotFound, models.not_found_handler)
+    app.add_exception_handler(Exception, server_error_handler)  # JSON 500s
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)
     app.include_router(health.router)

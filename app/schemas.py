@@ -13,6 +13,21 @@ from gradient_flow_lab.engine.params import GATES
 # Total work of one simulation, in multiply-adds of the recurrence: T * L * B * G * H^2.
 # About 0.3 s of one core at the limit, so no request can hold a worker for long.
 WORK_BUDGET = 250_000_000
+# Peak memory of one simulation, from the view, result and figures, in bytes. Fitted on 56
+# random configurations of the four views with tracemalloc (tests/benchmark_hostile.py has the
+# scenario that checks it against RSS): the engine keeps a few (L, T, B, H) arrays per run
+# (hidden states, their gradients, outputs) and one per gate block, the diagnostics add
+# Jacobian products (T * L * H^2, windowed) and the loss-reach matrix (T^2). Of the measured
+# peaks above 5 MB, none is more than 1 % above the estimate; most are well below it.
+MEMORY_BASE = 4_000_000
+MEMORY_PER_STATE = 80  # bytes per T * L * B * H of each view (runs' states and gradients)
+MEMORY_PER_GATE = 55  # bytes per T * L * B * H per gate block run
+MEMORY_PER_JACOBIAN = 24  # bytes per T * L * H^2, up to the window below
+MEMORY_JACOBIAN_WINDOW = 48_000_000
+MEMORY_PER_REACH = 16  # bytes per T^2
+# One request's estimate may not pass this (a 422 naming the fields); app/admission.py bounds
+# the total of all requests running at once.
+MEMORY_PER_REQUEST = 384 * 1024 * 1024
 
 
 class SimulationConfig(BaseModel):
@@ -149,10 +164,21 @@ def view_work(config: SimulationConfig, view: str) -> int:
             * config.hidden_size**2)
 
 
+def view_memory(config: SimulationConfig, view: str) -> int:
+    """Estimated peak bytes of the view's runs, diagnostics, result and figures."""
+    states = config.seq_len * config.num_layers * config.batch_size * config.hidden_size
+    jacobians = config.seq_len * config.num_layers * config.hidden_size**2
+    return int(MEMORY_BASE
+               + states * (MEMORY_PER_STATE + MEMORY_PER_GATE * view_gates(config, view))
+               + min(MEMORY_PER_JACOBIAN * jacobians, MEMORY_JACOBIAN_WINDOW)
+               + MEMORY_PER_REACH * config.seq_len**2)
+
+
 class SimulationQuery(SimulationConfig):
     """A configuration and the page it is for: what every simulation endpoint parses, once.
 
-    The work budget is checked here, before any NumPy runs, over every run the view makes."""
+    The work budget and the memory estimate are checked here, before any NumPy runs, over
+    every run the view makes."""
 
     view: View = Field("explore", description="The page whose runs, checks and figures to make.")
 
@@ -182,6 +208,14 @@ class SimulationQuery(SimulationConfig):
                 f"{self.batch_size} x {gates} x {self.hidden_size}^2 = {work:,} exceeds the "
                 f"budget of {WORK_BUDGET:,}; lower seq_len, hidden_size, batch_size or "
                 f"num_layers")
+        memory = view_memory(self, self.view)
+        if memory > MEMORY_PER_REQUEST:
+            raise ValueError(
+                f"too much memory for view {self.view!r}: about {memory / 2**20:,.0f} MB "
+                f"for seq_len x num_layers x batch_size x hidden_size = {self.seq_len} x "
+                f"{self.num_layers} x {self.batch_size} x {self.hidden_size} exceeds the "
+                f"limit of {MEMORY_PER_REQUEST / 2**20:,.0f} MB per request; lower seq_len, "
+                f"batch_size, num_layers or hidden_size")
         return self
 
     @property

@@ -32,7 +32,22 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 MAX_QUERY_BYTES = 2048  # every configuration fits in a few hundred bytes
-MAX_BODY_BYTES = 64 * 1024  # passed to FastAPI(max_body_size=...)
+MAX_BODY_BYTES = 64 * 1024  # also passed to FastAPI(max_body_size=...) for chunked bodies
+UPLOAD_PATH = "/api/models"  # model uploads: two files of up to GFL_MODEL_MAX_BYTES each
+
+
+def upload_body_bytes() -> int:
+    """The body limit of a model upload: both files and the multipart framing (the store then
+    checks each file against its own limit, with its own 413)."""
+    from gradient_flow_lab.app.settings import get_settings
+
+    return 2 * get_settings().model_max_bytes + 64 * 1024
+
+
+def body_limit(scope: Scope) -> int:
+    if scope["path"] == UPLOAD_PATH and scope.get("method") == "POST":
+        return upload_body_bytes()
+    return MAX_BODY_BYTES
 
 
 class SecurityMiddleware:
@@ -46,6 +61,10 @@ class SecurityMiddleware:
         if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
             await _reject(send, 414, f"query string longer than {MAX_QUERY_BYTES} bytes")
             return
+        limit = body_limit(scope)
+        if _declared_length(scope) > limit:  # said up front: answered here, in JSON
+            await _reject(send, 413, f"request body larger than {limit} bytes, the limit")
+            return
 
         headers = SECURITY_HEADERS
         if scope["path"] in DOCS_PATHS:
@@ -57,6 +76,16 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # h11 refuses a malformed length before the app sees it
+    return 0
 
 
 async def _reject(send: Send, status: int, message: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, nullcontext, suppress
+from contextlib import suppress
 from typing import Annotated
 
 import anyio
@@ -18,40 +19,31 @@ from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
-from gradient_flow_lab.app import jsonsafe, progress, sse
+from gradient_flow_lab.app import admission, jsonsafe, progress, shutdown, sse
+from gradient_flow_lab.app.abandon import stop_when_gone
 from gradient_flow_lab.app.figures.common import figure_json
-from gradient_flow_lab.app.schemas import (
-    WORK_BUDGET,
-    SimulationConfig,
-    SimulationQuery,
-    View,
-    view_work,
-)
+from gradient_flow_lab.app.schemas import SimulationConfig, SimulationQuery, View
 from gradient_flow_lab.app.views import ViewResult, build_view
 from gradient_flow_lab.app.views import bptt as bptt_view
 
 router = APIRouter(prefix="/api", tags=["api"])
+logger = logging.getLogger(__name__)
 
 ViewName = View
 PROGRESS_EVERY = 0.25  # seconds: a run shows its stages once it has taken this long
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
-# people running the largest networks cannot starve a class moving sliders on the defaults.
-# The lane is taken in the event loop, before the work gets a thread: a request waiting its
-# turn holds no thread of the pool.
-HEAVY_WORK = WORK_BUDGET // 10
-heavy_lane = anyio.CapacityLimiter(1)
+# people running the largest networks cannot starve a class moving sliders on the defaults;
+# every request holds its estimated memory while it runs. Both are waited for in the event
+# loop, before the work gets a thread (app/admission.py).
+HEAVY_WORK = admission.HEAVY_WORK
+heavy_lane = admission.heavy_lane.limiter
 WAITING = "waiting for another large network to finish"
 
 # What the worker tells the stream: ("stage", (name, fraction)), ("sweep", norms (L, T)),
 # ("partial", (name, data)),
-# ("done", (result, its strict-JSON text)) or ("failed", the exception).
+# ("done", (result, its strict-JSON text)) or ("error", a message for the page).
 News = tuple[str, object]
-
-
-def _turn(query: SimulationQuery) -> AbstractAsyncContextManager[object]:
-    """The heavy lane for a large request; nothing to wait for otherwise."""
-    return heavy_lane if view_work(query, query.view) > HEAVY_WORK else nullcontext()
 
 
 def result_document(query: SimulationQuery, result: ViewResult) -> dict:
@@ -103,10 +95,21 @@ async def simulate_once(request: Request,
     The body is a JSON object of configuration fields (every one optional); ``view`` says
     which page's runs, checks and figures to make."""
     query = await _parse_body(request, view)
-    async with _turn(query):
-        document = await anyio.to_thread.run_sync(
-            lambda: jsonsafe.dumps(result_document(query, build_view(query.config, query.view))))
+    document = None
+    with admission.admitted(query) as turn:  # 503 at once when too many large ones wait
+        async with stop_when_gone(request) as stop, turn:
+            with suppress(progress.Stopped):
+                document = await anyio.to_thread.run_sync(_build_once, query, stop)
+    if document is None:  # the client left: the work stopped at its next stage, nobody reads
+        return Response(status_code=499)
     return Response(document, media_type="application/json")
+
+
+def _build_once(query: SimulationQuery, stop: threading.Event) -> str:
+    """The whole result as strict-JSON text; raises progress.Stopped at the next stage once
+    ``stop`` is set."""
+    with progress.reporting(lambda kind, value: None, stop):
+        return jsonsafe.dumps(result_document(query, build_view(query.config, query.view)))
 
 
 async def simulation_news(query: Annotated[SimulationQuery, Query()],
@@ -116,33 +119,46 @@ async def simulation_news(query: Annotated[SimulationQuery, Query()],
     A dependency with ``yield``, so that its task group is entered and left by the request's
     exit stack in one task (an async generator that yields inside a task group cannot promise
     that). When the response ends, finished or because the client left, the waiting is
-    cancelled, and the worker thread stops at its next progress report."""
-    send, receive = anyio.create_memory_object_stream[News](math.inf)
-    stop = threading.Event()
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_simulate, query, send, stop)
-        try:
-            yield receive
-        finally:
-            stop.set()
-            tasks.cancel_scope.cancel()
+    cancelled, and the worker thread stops at its next progress report. Too many large
+    networks waiting: 503 before the stream starts."""
+    with admission.admitted(query) as turn:
+        send, receive = anyio.create_memory_object_stream[News](math.inf)
+        stop = threading.Event()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_simulate, query, turn, send, stop)
+            tasks.start_soon(_tell_when_stopping, send.clone(), stop)
+            try:
+                yield receive
+            finally:
+                stop.set()
+                tasks.cancel_scope.cancel()
 
 
-async def _simulate(query: SimulationQuery, send: MemoryObjectSendStream[News],
-                    stop: threading.Event) -> None:
+async def _simulate(query: SimulationQuery, turn: admission.Turn,
+                    send: MemoryObjectSendStream[News], stop: threading.Event) -> None:
     async with send:
         try:
-            turn = _turn(query)
-            if turn is heavy_lane and heavy_lane.available_tokens < 1:
+            if turn.must_wait:
                 send.send_nowait(("stage", (WAITING, 0.0)))
             async with turn:
                 done = await anyio.to_thread.run_sync(_build_document, query, send, stop)
             send.send_nowait(("done", done))
         except (progress.Stopped, anyio.BrokenResourceError):
             pass  # the client left: nobody reads on
-        except Exception as error:  # raised by the stream, where the client is answered
+        except Exception as error:  # a bug: the page gets an `error` event, the log the rest
+            logger.exception("simulation failed: %s", query.model_dump())
             with suppress(anyio.BrokenResourceError):
-                send.send_nowait(("failed", error))
+                send.send_nowait(("error", f"the simulation failed on the server "
+                                           f"({type(error).__name__}: {error})"))
+
+
+async def _tell_when_stopping(send: MemoryObjectSendStream[News], stop: threading.Event) -> None:
+    """Once the server begins to stop: the work stops, the stream says why and ends."""
+    async with send:
+        await shutdown.stopping()
+        stop.set()
+        with suppress(anyio.BrokenResourceError):
+            send.send_nowait(("error", shutdown.MESSAGE))
 
 
 def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
@@ -170,7 +186,8 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
     them (t = T-1 down to 0), sent as soon as the main run's backward pass is done, while the
     diagnostics and figures still compute; ``partial`` events ``{"name", "data"}``, pieces of
     the result a view hands over early (``progress.partial``: the rows of /chaos's phase
-    diagram); ``result`` last.
+    diagram); ``result`` last, or ``error`` (a message) when the work failed or the server is
+    stopping.
 
     The NumPy work runs in a worker thread, once, and tells this generator what it did through
     a memory object stream (``simulation_news``).
@@ -200,8 +217,9 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
                     yield sse.event("partial", {"name": name, "data": data})
                 elif kind == "done":
                     done = value
-                elif kind == "failed":
-                    raise value
+                elif kind == "error":
+                    yield sse.event("error", {"message": value})
+                    return
             # A quick run shows no stages (they would only flicker past).
             if (stage is not None and done is None
                     and anyio.current_time() - started >= PROGRESS_EVERY):

@@ -15,5 +15,5 @@ class Health(BaseModel):
 
 
 @router.get("/healthz")
-def healthz() -> Health:
+async def healthz() -> Health:  # async: it never waits for a thread of the pool
     return Health(status="ok")

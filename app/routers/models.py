@@ -12,12 +12,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gradient_flow_lab.app import jsonsafe
 from gradient_flow_lab.app.modelstore import (
-    DEFAULT_MAX_FILE_BYTES,
     MODEL_ID_PATTERN,
     FileTooLarge,
     ModelNotFound,
     get_store,
 )
+from gradient_flow_lab.app.security import upload_body_bytes
 from gradient_flow_lab.app.templating import templates
 from gradient_flow_lab.app.views import models as model_views
 from gradient_flow_lab.engine.io import ModelFileError
@@ -25,8 +25,9 @@ from gradient_flow_lab.engine.io import ModelFileError
 router = APIRouter(tags=["models"])
 ModelId = Annotated[str, Path(pattern=MODEL_ID_PATTERN, description="SHA-256 of the upload.")]
 Nonlinearity = Literal["tanh", "sigmoid", "relu"]
-# Both files and the multipart framing; the store checks each file against its own limit (413).
-UPLOAD_BODY_BYTES = 2 * DEFAULT_MAX_FILE_BYTES + 64 * 1024
+# Both files and the multipart framing (GFL_MODEL_MAX_BYTES as the server starts); the store
+# checks each file against its own limit (413).
+UPLOAD_BODY_BYTES = upload_body_bytes()
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {

@@ -17,6 +17,8 @@ from gradient_flow_lab.app.templating import templates
 from gradient_flow_lab.app.views.bptt import DEFAULT_TRUNCATION
 
 router = APIRouter(tags=["pages"])
+# The pages are `async def`: rendering a template takes about a millisecond and blocks nothing,
+# and in the event loop they never wait behind requests that hold the thread pool.
 
 
 def _explore_fields() -> dict:
@@ -60,7 +62,7 @@ def page_fields(name: str) -> dict:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> HTMLResponse:
+async def index(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html",
                                       {"active_path": "/", "presets": presets_with_urls()})
 
@@ -70,7 +72,7 @@ PAGES = ("explore", "activations", "bptt", "cells", "compare", "chaos")
 
 
 def _page_route(name: str):
-    def page(request: Request) -> HTMLResponse:
+    async def page(request: Request) -> HTMLResponse:
         context = {"active_path": f"/{name}", "presets": presets_with_urls(),
                    "fields": page_fields(name)}
         return templates.TemplateResponse(request, f"{name}.html", context)
@@ -85,7 +87,7 @@ for _name in PAGES:
 
 
 @router.get("/train", response_class=HTMLResponse)
-def train_page(request: Request) -> HTMLResponse:
+async def train_page(request: Request) -> HTMLResponse:
     context = {"active_path": "/train", "fields": page_fields("train"),
                "cell_names": CELL_NAMES}
     return templates.TemplateResponse(request, "train.html", context)

@@ -10,6 +10,7 @@ freed by its dependency when the response ends.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -24,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from gradient_flow_lab.app import sse
+from gradient_flow_lab.app import shutdown, sse
 from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.schemas import TrainingConfig
@@ -35,6 +36,8 @@ from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
 MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
+RETRY_AFTER_SECONDS = 30
+logger = logging.getLogger(__name__)
 
 
 class TrainingSlots:
@@ -75,8 +78,9 @@ async def training_slot(slots: Annotated[TrainingSlots, Depends(get_training_slo
     ends, however it ends (finished, or the client gone before the first byte)."""
     if not slots.try_acquire():
         raise HTTPException(
-            status_code=503, headers={"Retry-After": "30"},
-            detail=f"all {slots.limit} training slots are busy; try again in a minute")
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            detail=f"all {slots.limit} training slots are busy; try again in "
+                   f"{RETRY_AFTER_SECONDS} seconds")
     try:
         yield
     finally:
@@ -173,7 +177,9 @@ async def train_stream(config: Annotated[TrainingConfig, Query()],
                        ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``step`` (cell, step, loss, accuracy (absent for adding), grad_norm,
     grad_norm_clipped, time_steps, grad_norms) for each model at each step; ``diverged`` for a
-    model that blew up (the others go on); ``done`` last."""
+    model that blew up (the others go on); ``done`` last, or ``error`` (a message) when the
+    training failed or the server is stopping. A client that stops reading is cut off after a
+    few seconds (app/edge.py), which ends the run and frees its slot."""
     max_seconds = settings.max_training_seconds
     stop = threading.Event()
     final: dict[str, dict] = {}  # cell -> the parameters after its last step
@@ -198,8 +204,17 @@ async def train_stream(config: Annotated[TrainingConfig, Query()],
             if time.monotonic() - started > max_seconds:
                 reason = "time limit"
                 break
+            if shutdown.is_stopping():
+                yield sse.event("error", {"message": shutdown.MESSAGE})
+                return
             # one step of every live model, off the event loop
-            events = await anyio.to_thread.run_sync(_advance, runs, stop, final)
+            try:
+                events = await anyio.to_thread.run_sync(_advance, runs, stop, final)
+            except Exception as error:  # a bug: the page gets words, the log the traceback
+                logger.exception("training failed: %s", config.model_dump())
+                yield sse.event("error", {"message": f"the training failed on the server "
+                                                     f"({type(error).__name__}: {error})"})
+                return
             for name, data in events:
                 yield sse.event(name, data)
         downloads = {cell: f"/api/train/model/{trained.put(cell, params)}"
