@@ -4,7 +4,7 @@
 import { throttle } from "./api.js";
 import { applyFigures } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, formatNumber, markRendered,
+import { addDownloadButtons, enableButtons, onPresentToggle, formatNumber, markRendered,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
@@ -75,6 +75,9 @@ function showSummary(summary) {
 }
 
 addDownloadButtons((name, format) => saveFigure(lastResult, name, format));
+
+// plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
+onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
 
 simulate();
 

@@ -89,12 +89,13 @@ function nextTask() {
 // colour bars and hover labels all grow; a thin line (a band's edge, a guide) stays thinner
 // than a main line. The plot grows with its type so labels stay inside the figure.
 export const PRESENT_FONT = 20;
-const grow = (font, size) => ({ ...(font || {}), size: Math.max(size, Math.round((font?.size ?? 13) * 1.5)) });
+const grow = (font, size) => ({ ...(font || {}), size: Math.max(size, Math.min(26, Math.round((font?.size ?? 13) * 1.5))) });
 
 export function presentLayout(layout, data) {
   layout.font = { ...(layout.font || {}), size: PRESENT_FONT };
   const title = typeof layout.title === "string" ? { text: layout.title } : layout.title;
-  if (title) layout.title = { ...title, font: grow(title.font, 24) };
+  // a long heading grows less, so it still fits across the plot
+  if (title) layout.title = { ...title, font: grow(title.font, (title.text ?? "").length > 48 ? 19 : 24) };
   if (layout.height) layout.height = Math.round(layout.height * 1.45);
   const margin = layout.margin || {};
   layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64), b: Math.max(margin.b ?? 0, 72) };
