@@ -73,7 +73,8 @@ def test_home_shows_the_page_cards_on_the_first_screen(projector):
 FONTS = """(selector) => {
   const d = document.querySelector(selector);
   const l = d._fullLayout;
-  return { body: l.font.size, title: l.title.font.size, legend: l.legend ? l.legend.font.size : null,
+  return { body: l.font.size, title: l.title.font.size,
+           legend: l.legend ? l.legend.font.size : null,
            annotations: (l.annotations || []).map((a) => a.font.size),
            width: d.data.map((t) => (t.line ? t.line.width : null)) };
 }"""
@@ -87,7 +88,8 @@ def test_projector_mode_restyles_every_plot(projector, name):
     plot = MAIN[name][0]
     before = page.evaluate(FONTS, plot)
     page.click("#present-toggle")
-    page.wait_for_function(f"(s) => document.querySelector(s)._fullLayout.font.size > {before['body']}",
+    grown = f"(s) => document.querySelector(s)._fullLayout.font.size > {before['body']}"
+    page.wait_for_function(grown,
                            arg=plot)
     after = page.evaluate(FONTS, plot)
     assert after["title"] > before["title"]
@@ -99,8 +101,8 @@ def test_projector_mode_restyles_every_plot(projector, name):
       .filter((d) => d._fullLayout).map((d) => d._fullLayout.font.size)""")
     assert sizes and min(sizes) >= 18, sizes
     page.click("#present-toggle")
-    page.wait_for_function(f"(s) => document.querySelector(s)._fullLayout.font.size === {before['body']}",
-                           arg=plot)
+    restored = f"(s) => document.querySelector(s)._fullLayout.font.size === {before['body']}"
+    page.wait_for_function(restored, arg=plot)
 
 
 def test_projector_band_edges_stay_thinner_than_the_main_line(projector):
@@ -123,9 +125,10 @@ def test_explore_captions_tell_the_truth(page):
     status = page.locator("#status").inner_text()
     assert "h_(T−1)" in status and "h_T " not in status, status
     relu = page.locator("[data-for-nonlinearity='relu']")
-    assert relu.is_visible() and not page.locator("[data-for-nonlinearity='squashing']").is_visible()
+    squashing = page.locator("[data-for-nonlinearity='squashing']")
+    assert relu.is_visible() and not squashing.is_visible()
     page.select_option("#ctl-nonlinearity", "tanh")
-    page.wait_for_function("() => !document.querySelector(\"[data-for-nonlinearity='squashing']\").hidden")
+    squashing.wait_for(state="visible")
     assert not relu.is_visible()
 
 

@@ -157,6 +157,7 @@ export function settingsSlug(config) {
     if (value === undefined || value === null || value === "") continue;
     if (key === "nonlinearity" && config.cell && config.cell !== "rnn") continue;
     if (key === "forget_bias" && config.cell && config.cell !== "lstm") continue;
+    if (key === "truncation" && !value) continue; // 0 = full BPTT, the usual case
     parts.push(`${prefix}${String(value).replace(/,/g, "+")}`);
   }
   return parts.join("-").replace(/[^A-Za-z0-9_.+-]/g, "");
