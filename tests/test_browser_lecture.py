@@ -177,3 +177,28 @@ def test_downloads_carry_their_settings_and_seed(page):
     lines = Path(csv_download.value.path()).read_text().splitlines()
     assert lines[0] == "# page=compare" and "# seed=7" in lines and "# seq_len=30" in lines
     assert "trace,x,y,z" in lines
+
+
+def test_training_lab_reads_from_the_back_row(page):
+    page.goto(page.base_url + "/train?steps=30&lag=5&hidden_size=8&cells=lstm,rnn")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=60_000)
+    lines = page.locator("#model-status li").all_inner_texts()
+    assert len(lines) == 2, lines
+    for line in lines:
+        pattern = r"(LSTM|RNN)( learned at step \d+, \d+ s|: \d+% after \d+ s)"
+        assert re.fullmatch(pattern, line), line
+    # smoothing is on by default; off shows each step as measured
+    loss = "() => document.getElementById('fig-loss').data[0].y.slice()"
+    smoothed = page.evaluate(loss)
+    assert page.locator("#view-smoothing").input_value() == "20"
+    page.select_option("#view-smoothing", "0")
+    page.wait_for_function(f"() => ({loss})()[5] !== {smoothed[5]}")
+    raw = page.evaluate(loss)
+    assert raw[0] == smoothed[0] and len(raw) == len(smoothed) == 30
+    assert max(abs(a - b) for a, b in zip(raw, smoothed, strict=True)) > 0
+    # per-row heatmap scaling: each row's largest value becomes 0
+    page.check("#view-row-scale")
+    page.wait_for_function("""() => document.getElementById('fig-heatmap_rnn').data[0].z
+      .every((row) => Math.abs(Math.max(...row.filter((v) => v !== null))) < 1e-9)""")
