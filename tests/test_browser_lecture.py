@@ -189,6 +189,25 @@ def test_training_lab_reads_from_the_back_row(page):
     for line in lines:
         pattern = r"(LSTM|RNN)( learned at step \d+, \d+ s|: \d+% after \d+ s)"
         assert re.fullmatch(pattern, line), line
+    # the log axes label whole values: "0.2", never a bare "2" under "1" meaning 0.2
+    for name in ("loss", "grad_norm"):
+        ticks = page.evaluate(f"""() => {{ const a = document.getElementById('fig-{name}')
+          ._fullLayout.yaxis; return a._vals.map((v) => [v.x, v.text]); }}""")
+        assert ticks, name
+        assert page.evaluate(f"document.getElementById('fig-{name}').layout.yaxis.tickmode")\
+            == "array", "the page sets whole-value labels itself"
+        for log_value, text in ticks:
+            if "10" not in text:  # a plain number must be the tick's own value
+                assert float(text) == pytest.approx(10 ** log_value, rel=1e-6), (name, ticks)
+    # over one to three decades (where Plotly writes bare digits) every label is a whole value
+    labels = page.evaluate("""async () => {
+      const { logTicks } = await import('/static/js/train.js');
+      return [logTicks(-1, 1), logTicks(-2, 0), logTicks(-9, 2)]; }""")
+    for ticks in labels:
+        for value, text in zip(ticks["values"], ticks["texts"], strict=True):
+            if "10" not in text:
+                assert float(text) == pytest.approx(value), ticks
+    assert labels[0]["texts"][:4] == ["0.1", "0.2", "0.5", "1"]
     # smoothing is on by default; off shows each step as measured
     loss = "() => document.getElementById('fig-loss').data[0].y.slice()"
     smoothed = page.evaluate(loss)

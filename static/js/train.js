@@ -176,6 +176,7 @@ function setUp(data) {
     divs[`heatmap_${cell}`] = div;
   }
   for (const [name, figure] of Object.entries(figures)) applyFigure(divs[name], figure);
+  divs.loss.gflTicks = divs.grad_norm.gflTicks = null; // a new run: its own tick labels
   addDownloadButtons(downloadFigure);
   enableButtons(".figure-downloads button, #download-view");
   divs.cells = data.cells;
@@ -239,7 +240,47 @@ function redraw() {
     run.loss.forEach((v) => run.smooth.loss(v));
     run.accuracy.forEach((v) => run.smooth.accuracy(v));
   }
-  for (const [name, figure] of Object.entries(figures)) applyFigure(divs[name], figure);
+  Promise.all(Object.entries(figures).map(([name, figure]) => applyFigure(divs[name], figure)))
+    .then(() => updateLogTicks(true));
+}
+
+// Plotly's own log axis labels 1 to 3 decades with bare minor digits ("9 8 7 … 2" under "1").
+// These axes get their ticks set here instead: 1, 2 and 5 of each decade over a short span,
+// powers of ten over a long one, every label a whole value ("0.2", "5", "10⁻⁴").
+const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷",
+  8: "⁸", 9: "⁹" };
+const power = (d) => `10${String(d).replace(/./g, (c) => SUPERSCRIPT[c] ?? c)}`;
+export function logTicks(low, high) {
+  const values = [];
+  const texts = [];
+  const span = high - low;
+  const step = span <= 2 ? 1 : Math.ceil(span / 6);
+  for (let d = low; d <= high; d += step) {
+    for (const m of span <= 2 ? [1, 2, 5] : [1]) {
+      const value = m * 10 ** d;
+      values.push(value);
+      texts.push(d >= -3 && d <= 3 ? String(Number(value.toPrecision(3))) : m === 1 ? power(d)
+        : `${m}·${power(d)}`);
+    }
+  }
+  return { values, texts };
+}
+
+function updateLogTicks(force = false) {
+  for (const name of ["loss", "grad_norm"]) {
+    const div = divs[name];
+    if (!div?.data) continue;
+    const ys = div.data.flatMap((trace) => trace.y ?? []).filter((v) => v > 0 && Number.isFinite(v));
+    if (!ys.length) continue;
+    const low = Math.floor(Math.log10(Math.min(...ys)));
+    const high = Math.ceil(Math.log10(Math.max(...ys)));
+    const key = `${low}:${high}`;
+    if (!force && div.gflTicks === key) continue;
+    div.gflTicks = key;
+    const { values, texts } = logTicks(low, high);
+    window.Plotly.relayout(div, { "yaxis.tickmode": "array", "yaxis.tickvals": values,
+                                  "yaxis.ticktext": texts });
+  }
 }
 
 smoothingSelect.addEventListener("change", redraw);
@@ -293,6 +334,7 @@ function flush() {
     }
   }
   showModelStatus();
+  updateLogTicks();
   if (latest) {
     const acc = "accuracy" in latest ? `, accuracy ${(100 * latest.accuracy).toFixed(0)}%` : "";
     statusLine.textContent = `Step ${latest.step}: ${latest.cell} loss ${latest.loss.toFixed(3)}${acc}`;
