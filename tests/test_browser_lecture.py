@@ -221,3 +221,14 @@ def test_training_lab_reads_from_the_back_row(page):
     page.check("#view-row-scale")
     page.wait_for_function("""() => document.getElementById('fig-heatmap_rnn').data[0].z
       .every((row) => Math.abs(Math.max(...row.filter((v) => v !== null))) < 1e-9)""")
+
+
+def test_projector_keeps_the_gate_bands_edges_thinner_than_their_means(projector):
+    page = projector
+    page.goto(f"{page.base_url}/cells?present=1")
+    drawn(page, "cells")
+    widths = page.evaluate("""() => document.getElementById('fig-gates').data
+      .filter((t) => t.line).map((t) => [t.name, t.line.width])""")
+    edges = [w for n, w in widths if n.endswith((" max", " min"))]
+    means = [w for n, w in widths if n.endswith("mean over units")]
+    assert edges and means and max(edges) < min(means), widths
