@@ -55,9 +55,10 @@ PRESETS: list[dict] = [
     {
         "slug": "overflow",
         "title": "Past what float64 can hold",
-        "description": "ReLU with recurrent weights of scale 10: the state grows tenfold a step "
-                       "and overflows float64 after a few hundred steps. The page says where; "
-                       "the loss and every gradient after that are not numbers.",
+        "description": "ReLU with recurrent weights of scale 10: the state grows about 5.8-fold "
+                       "a step (not tenfold: ReLU zeroes the negative part) and overflows "
+                       "float64 around step 400. The page says where; the loss is not a number, "
+                       "so no gradient at any step is a number either.",
         "page": "explore",
         "query": {"cell": "rnn", "nonlinearity": "relu", "weight_scale": 10.0, "seq_len": 500,
                   "init": "orthogonal"},
@@ -65,10 +66,11 @@ PRESETS: list[dict] = [
     {
         "slug": "lstm-carousel",
         "title": "LSTM constant error carousel",
-        "description": "An LSTM with forget-gate bias 5 keeps its forget gates near 1, so the "
-                       "gradient rides back along the cell state: the curve stays almost flat.",
-        "page": "explore",
-        "query": {"cell": "lstm", "forget_bias": 5.0, "seq_len": 100},
+        "description": "Forget-gate bias 10 (f ≈ 0.99995) and no recurrent weights: on Cells, "
+                       "the error on the cell state, ‖∂loss/∂c_t‖, stays flat (within 1%) over "
+                       "all 100 steps, while the error on h has no road back at all.",
+        "page": "cells",
+        "query": {"cell": "lstm", "forget_bias": 10.0, "weight_scale": 0.0, "seq_len": 100},
     },
     {
         "slug": "gru",

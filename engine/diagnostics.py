@@ -352,3 +352,32 @@ def _check_layer(trace: Trace, layer: int) -> None:
     if isinstance(layer, bool) or int(layer) != layer or not 0 <= layer < trace.num_layers:
         raise ValueError(f"layer must be an integer in 0..{trace.num_layers - 1}, got "
                          f"{layer!r}")
+
+
+def step_jacobian_norms(trace: Trace, layer: int, *, batch_index: int = 0,
+                        max_elements: int = 4 * DEFAULT_MAX_ELEMENTS) -> FloatArray:
+    """||J_t||_2 = ||d s_t / d s_{t-1}||_2, the factor one step back multiplies the error on the
+    state by (at most), for every step t of one layer along one sequence of the batch.
+
+    The state s is h for rnn and gru and the stacked (h, c) for lstm (``lyapunov.step_jacobians``
+    holds the equations). t = 0 has no previous step inside the sequence, so entry 0 is nan, as
+    is every step before the last n steps when T * S^2 exceeds ``max_elements`` (n * S^2 <=
+    ``max_elements``): the norms always cover the end, where the backward pass starts.
+    Returns (T,) float64, unitless; inf or nan where a Jacobian is not finite.
+    Raises ValueError for a bad layer or batch_index.
+    """
+    from .lyapunov import state_size, step_jacobians  # lyapunov imports nothing from here
+
+    _check_layer(trace, layer)
+    T, H = trace.seq_len, trace.hidden.shape[-1]
+    size = state_size(trace.cell_type, H)
+    window = int(min(T - 1, max(1, max_elements // (size * size))))
+    out = np.full(T, np.nan)
+    if T < 2:
+        return out
+    steps = np.arange(T - window, T)  # (n,)
+    with np.errstate(over="ignore", invalid="ignore"):
+        jacobians = step_jacobians(trace.cell_type, trace.params, trace, layer,
+                                   batch_index=batch_index, steps=steps)  # (n, S, S)
+    out[steps] = _spectral_norms(jacobians)
+    return out

@@ -81,7 +81,11 @@ def test_csv_download_has_a_row_per_point(page):
     wait_for_render(page, 5)
     with page.expect_download() as info:
         page.locator("button[data-download='csv'][data-figure='chain']").click()
-    lines = Path(info.value.path()).read_text(encoding="utf-8").splitlines()
+    assert info.value.suggested_filename == "activations-chain-n5-x0_0.5.csv"
+    text = Path(info.value.path()).read_text(encoding="utf-8").splitlines()
+    settings = [line for line in text if line.startswith("# ")]
+    assert "# depth=5" in settings and "# x0=0.5" in settings  # the settings it was made with
+    lines = text[len(settings):]
     assert lines[0] == "trace,x,y,z"
     assert len(lines) == 1 + 4 * 6  # 4 traces, k = 0..5
     with page.expect_download() as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -99,17 +100,19 @@ def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_men
 
 
 def test_preset_url_restores_its_state_into_the_controls(page):
-    lstm = next(p for p in PRESETS if p["slug"] == "lstm-carousel")
-    page.goto(page.base_url + preset_url(lstm))
+    gru = next(p for p in PRESETS if p["slug"] == "gru")
+    page.goto(page.base_url + preset_url(gru))
     wait_rendered(page)
-    assert page.locator("#ctl-cell").input_value() == "lstm"
-    assert float(page.locator("#ctl-forget_bias").input_value()) == lstm["query"]["forget_bias"]
-    assert page.locator("#ctl-seq_len").input_value() == str(lstm["query"]["seq_len"])
-    assert page.locator("#out-seq_len").inner_text() == str(lstm["query"]["seq_len"])
+    assert page.locator("#ctl-cell").input_value() == "gru"
+    assert float(page.locator("#ctl-weight_scale").input_value()) == gru["query"]["weight_scale"]
+    assert page.locator("#ctl-seq_len").input_value() == str(gru["query"]["seq_len"])
+    assert page.locator("#out-seq_len").inner_text() == str(gru["query"]["seq_len"])
     assert page.locator("#ctl-nonlinearity").is_disabled()
-    assert page.locator("#ctl-forget_bias").is_enabled()
-    assert page.locator("#preset-select").input_value() == "lstm-carousel"
-    # The result is the lstm's: gated cells have no single γ, so those checks are greyed out.
+    assert page.locator("#ctl-forget_bias").is_disabled()
+    assert page.locator("#preset-select").input_value() == "gru"
+    # Only this page's presets are offered (the carousel opens /cells).
+    assert page.locator("#preset-select option[value='lstm-carousel']").count() == 0
+    # The result is the gru's: gated cells have no single γ, so those checks are greyed out.
     assert page.locator("#checks li.na").count() >= 3
     assert "γ·σ_max" not in page.locator("#status").inner_text()
 
@@ -169,14 +172,19 @@ def test_downloads_give_csv_json_and_an_offline_page(page):
     holder = page.locator(".figure-downloads[data-figure='grad_norms']")
     with page.expect_download() as csv_download:
         holder.get_by_role("button", name=re.compile("CSV")).click()
-    assert csv_download.value.suggested_filename == "grad_norms.csv"
+    stem = "explore-grad_norms-rnn-tanh-T50-L1-scale1-seed0"  # page, plot, key settings
+    assert csv_download.value.suggested_filename == f"{stem}.csv"
     csv_lines = Path(csv_download.value.path()).read_text().splitlines()
+    assert csv_lines[0] == "# page=explore" and "# seed=0" in csv_lines
+    csv_lines = [line for line in csv_lines if not line.startswith("# ")]
     assert csv_lines[0] == "trace,x,y,z"
     assert csv_lines[1].split(",")[1] == "0" and float(csv_lines[1].split(",")[2]) > 0
     assert len(csv_lines) >= 1 + 50  # a row per step of the default seq_len
     with page.expect_download() as json_download:
         holder.get_by_role("button", name=re.compile("JSON")).click()
-    assert json_download.value.suggested_filename == "grad_norms.json"
+    assert json_download.value.suggested_filename == f"{stem}.json"
+    saved = json.loads(Path(json_download.value.path()).read_text())
+    assert saved["config"]["seed"] == 0 and saved["page"] == "explore" and saved["data"]
 
     with page.expect_download() as html_download:
         page.click("#download-view")

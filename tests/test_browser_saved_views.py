@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.mark.parametrize("path,figures,setting", [
-    ("/bptt?truncation=5", 4, '"truncation": 5'),
+    ("/bptt?truncation=5", 5, '"truncation": 5'),  # with the per-step factor plot
     ("/cells?cell=gru", 4, '"cell": "gru"'),
     ("/compare?seq_len=30", 2, '"seq_len": 30'),
 ])
@@ -71,6 +71,9 @@ def test_the_training_lab_saves_its_curves_as_drawn(page):
     with page.expect_download() as csv:
         holder.get_by_role("button", name=re.compile("CSV")).click()
     rows = Path(csv.value.path()).read_text().splitlines()
+    settings = [row for row in rows if row.startswith("# ")]
+    assert "# seed=0" in settings and "# steps=4" in settings  # the run's settings and seed
+    rows = rows[len(settings):]
     assert rows[0] == "trace,x,y,z"
     steps = page.evaluate("() => document.getElementById('fig-heatmap_rnn').data[0].x.length")
     assert steps >= 6  # lag 5: the symbol, five steps of waiting, the question

@@ -8,7 +8,7 @@ import pytest
 
 from tests.strict_json import post_json, sse_events
 
-BPTT_FIGURES = {"unrolled", "reach", "contributions", "grad_norms"}
+BPTT_FIGURES = {"unrolled", "reach", "contributions", "grad_norms", "factors"}
 COMPARE_FIGURES = {"grad_norms", "retention"}
 
 

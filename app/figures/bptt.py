@@ -220,3 +220,37 @@ def strided_reach(reach: engine.LossReach, layer: int) -> dict:
     states = np.arange(0, seq_len, stride)
     return {"loss_steps": reach.loss_steps, "state_steps": states, "layer": layer,
             "norms": reach.norms[:, layer][:, states]}
+
+
+def factor_figure(factors: np.ndarray, layer: int) -> Figure:
+    """The per-step factor ||J_t|| = ||d s_t / d s_{t-1}|| of ``layer`` (markers) and the running
+    product prod_{s=t+1}^{T-1} ||J_s|| from the end back to t (line, computed in log10 so it
+    cannot overflow): the bound on how much one step back, and all the steps so far, can
+    multiply the error. factors: (T,), nan where not computed (t = 0 always)."""
+    T = len(factors)
+    steps = np.arange(T)
+    known = np.isfinite(factors) & (factors > 0)
+    logs = np.where(known, np.log10(np.where(known, factors, 1.0)), np.nan)  # (T,)
+    # product for step t covers J_{t+1} .. J_{T-1}: a reversed cumulative sum shifted by one
+    product = np.full(T, np.nan)
+    product[T - 1] = 0.0  # log10 of the empty product
+    running = 0.0
+    for t in range(T - 2, -1, -1):
+        running += logs[t + 1]
+        product[t] = running
+    hover_factor = "t = %{x}<br>‖J_t‖ = %{y:.3g}<extra></extra>"
+    hover_product = "t = %{x}<br>∏ ‖J_s‖, s = t+1 … T−1: %{y:.3g}<extra></extra>"
+    data = [
+        dict(type="scatter", x=steps[known], y=factors[known], mode="markers",
+             name="‖J_t‖: one step back", marker=dict(color=FULL_COLOUR, size=6),
+             hovertemplate=hover_factor),
+        dict(type="scatter", x=steps[np.isfinite(product)], y=product[np.isfinite(product)],
+             mode="lines", name="running product from T−1 back to t",
+             line=dict(color=TRUNCATED_COLOUR, width=2.5), meta=dict(log10=True),
+             hovertemplate=hover_product),
+    ]
+    layout = base_layout(f"The factor each step back multiplies by (layer {layer})",
+                         "time step t", "‖∂h_t/∂h_(t−1)‖ (log)", log_y=True, height=300)
+    layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=0, y1=0,
+                             line=dict(color="#777777", dash="dot", width=1))]
+    return figure(data, layout)

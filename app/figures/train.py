@@ -16,7 +16,15 @@ def loss_figure(cells: list[str], regression: bool) -> Figure:
     data = [dict(type="scatter", x=[], y=[], mode="lines", name=cell,
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     label = "squared error (log)" if regression else "cross-entropy (log)"
-    return figure(data, base_layout("Training loss", "training step", label, log_y=True))
+    layout = base_layout("Training loss", "training step", label, log_y=True)
+    _readable_log_ticks(layout["yaxis"])
+    return figure(data, layout)
+
+
+def _readable_log_ticks(axis: dict) -> None:
+    """Plotly's own log axis (these are filled in the browser): label every tick with its whole
+    value ("0.3", "2"), never a bare minor digit ("3" under "1" meaning 0.3)."""
+    axis["minorloglabels"] = "complete"
 
 
 def accuracy_figure(cells: list[str], chance: float) -> Figure:
@@ -24,10 +32,12 @@ def accuracy_figure(cells: list[str], chance: float) -> Figure:
                        line=dict(color=CELL_COLOURS[cell], width=2.5)) for cell in cells]
     layout = base_layout("Accuracy at the answer step", "training step", "accuracy")
     layout["yaxis"]["range"] = [0, 1.02]
+    # above the curves: a model stuck at chance draws right on it, and must not hide it
     layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=chance, y1=chance,
-                             line=dict(color="#777777", dash="dot", width=1.5))]
+                             layer="above", line=dict(color="#000000", dash="dot", width=2))]
     layout["annotations"] = [dict(xref="paper", x=1, y=chance, yshift=10, xanchor="right",
-                                  text=f"chance = {chance:.3g}", showarrow=False)]
+                                  text=f"chance = {chance:.3g}", showarrow=False,
+                                  bgcolor="rgba(255,255,255,0.85)")]
     return figure(data, layout)
 
 
@@ -38,8 +48,10 @@ def grad_norm_figure(cells: list[str]) -> Figure:
                                line=dict(color=CELL_COLOURS[cell], width=2)))
         data.append(dict(type="scatter", x=[], y=[], mode="lines", name=f"{cell} after",
                                line=dict(color=CELL_COLOURS[cell], width=2, dash="dot")))
-    return figure(data, base_layout("Gradient norm per update", "training step",
-                                    "global norm (log)", log_y=True))
+    layout = base_layout("Gradient norm per update", "training step", "global norm (log)",
+                         log_y=True)
+    _readable_log_ticks(layout["yaxis"])
+    return figure(data, layout)
 
 
 def heatmap_figure(cell: str, time_steps: list[int]) -> Figure:

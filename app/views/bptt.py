@@ -16,6 +16,7 @@ from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import simulate
 from gradient_flow_lab.app.views.common import ViewResult, check, paper_checks, summarize
+from gradient_flow_lab.engine.diagnostics import step_jacobian_norms
 from gradient_flow_lab.engine.params import GATES
 
 DEFAULT_TRUNCATION = 10  # the k compared against when the configuration asks for full BPTT
@@ -63,7 +64,7 @@ def growth_premise(item: dict, config: SimulationConfig) -> dict:
         return item
     return check("growth", item["label"], "n/a",
                  "needs the loss at the last step only: with a loss at every step, h₀ "
-                 f"collects all {config.seq_len} losses and h_T−1 just one ({item['detail']})")
+                 f"collects all {config.seq_len} losses and h_(T−1) just one ({item['detail']})")
 
 
 def view(config: SimulationConfig) -> ViewResult:
@@ -104,12 +105,17 @@ def view(config: SimulationConfig) -> ViewResult:
     }
     checks = [growth_premise(c, config) for c in paper_checks(full)]
     checks.append(reach_check(trunc_reach, T, k, trunc.overflow_step))
+    report("the factor of each step back", 0.8)
+    factors = step_jacobian_norms(full.trace, layer)  # (T,), nan at t = 0
+    summary["factor_layer"] = layer
+    summary["factor_state"] = "(h, c)" if config.cell == "lstm" else "h"
     report("figures", 0.85)
     drawn = {
         "unrolled": figures.unrolled_figure(full, k),
         "reach": figures.reach_figure(full_reach, trunc_reach, T, k, layer),
         "contributions": figures.contribution_figure(full, trunc, k),
         "grad_norms": figures.grad_norm_figure(full, trunc, k),
+        "factors": figures.factor_figure(factors, layer),
     }
     series = {
         "grad_norms_full": full.grad_norms,
@@ -117,6 +123,8 @@ def view(config: SimulationConfig) -> ViewResult:
         "contribution_norms_full": full.contribution_norms,
         "contribution_norms_truncated": trunc.contribution_norms,
         "unrolled_steps": columns,
+        # ||J_t|| of the top layer; None where not computed (t = 0 has no step before it)
+        "step_factors": [float(v) if np.isfinite(v) else None for v in factors],
         "reach_full": figures.strided_reach(full_reach, layer),
         "reach_truncated": figures.strided_reach(trunc_reach, layer),
     }

@@ -2,10 +2,10 @@
 // GET /api/activations where the latest request wins, and one Plotly.react per figure.
 
 import { throttle } from "./api.js";
-import { applyFigure, download, figureToCsv } from "./plots.js";
+import { applyFigure } from "./plots.js";
 import { fillControls, onControlInput, pageFields, readControl, readState, toQuery,
   writeState } from "./state.js";
-import { formatNumber, wireViewDownload } from "./ui.js";
+import { formatNumber, saveFigure, wireViewDownload } from "./ui.js";
 
 // One table drives the URL, the controls and the API query: the specs of ActivationsQuery.
 const TABLE = pageFields();
@@ -93,14 +93,13 @@ root.addEventListener("click", (event) => {
   const name = button.dataset.figure;
   const figure = figures[name];
   if (!figure) return;
-  const stem = `activations-${name}-depth${state.depth}-x0${state.x0}`;
-  if (button.dataset.download === "csv") download(`${stem}.csv`, figureToCsv(figure), "text/csv");
-  else download(`${stem}.json`, JSON.stringify(figure, null, 1), "application/json");
+  saveFigure({ config: { ...state }, figures }, name,
+    button.dataset.download === "csv" ? "CSV" : "JSON");
 });
 
 wireViewDownload(document.getElementById("download-view"), () => Object.keys(figures).length && {
   config: { ...state }, figures, caption: statusLine.textContent,
-}, "activations-view.html");
+});
 
 const format = (value) => formatNumber(value, 4, "overflow");
 

@@ -4,11 +4,11 @@
 // the animation.
 
 import { throttle } from "./api.js";
-import { PLOT_CONFIG, applyFigures, download, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigures, figureToCsv } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+  saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // The page's fields, with its own defaults (a loss at every step, a truncation to compare).
 export const TABLE = pageFields();
@@ -168,6 +168,73 @@ function replay() {
 }
 $("replay").addEventListener("click", replay);
 
+// ---- stepping through the backward pass: one step per slider notch ---------------------------
+
+const stepSlider = $("step-slider");
+
+// The nodes of the unrolled picture lit from step t to the end (the pass has reached t), a line
+// at t on the unrolled picture and on the factor plot, and the factor ‖J‖ of that step.
+function showStep(t) {
+  const result = lastResult;
+  if (!result) return;
+  const factors = result.series.step_factors; // (T,), null at t = 0
+  const norms = result.series.grad_norms_full; // (L, T)
+  const T = factors.length;
+  const columns = result.series.unrolled_steps;
+  const nodes = nodeTraceIndex(unrolled);
+  if (nodes >= 0) {
+    const lit = [];
+    for (let layer = 0; layer < norms.length; layer += 1) {
+      for (const step of columns) lit.push(step >= t ? 1 : DIM);
+    }
+    const marker = { type: "line", name: "step", xref: "x", yref: "paper", x0: t - 0.5, x1: t - 0.5,
+                     y0: 0, y1: 1, line: { color: "#E69F00", width: 4 } };
+    const shapes = (unrolled.layout.shapes ?? []).filter((s) => s.name !== "step" && s.name !== "sweep");
+    window.Plotly.update(unrolled, { "marker.opacity": [lit] },
+      { shapes: t < T - 1 ? [...shapes, marker] : shapes }, [nodes]);
+  }
+  const factorPlot = $("fig-factors");
+  if (factorPlot.layout) {
+    const shapes = (factorPlot.layout.shapes ?? []).filter((s) => s.name !== "step");
+    shapes.push({ type: "line", name: "step", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1,
+                  line: { color: "#E69F00", width: 3 } });
+    window.Plotly.relayout(factorPlot, { shapes });
+  }
+  // Going from h_(t+1) back to h_t multiplies by J_(t+1); the product covers J_(t+1) … J_(T−1).
+  let logProduct = 0;
+  let known = true;
+  for (let s = t + 1; s < T; s += 1) {
+    if (factors[s] === null || !(factors[s] > 0)) { known = false; break; }
+    logProduct += Math.log10(factors[s]);
+  }
+  const top = norms.length - 1;
+  const grad = fmt(norms[top][t]);
+  const state = result.summary.factor_state === "h" ? "h" : "(h, c)";
+  let text;
+  if (t === T - 1) {
+    text = `t = ${t}: the backward pass starts here, at the last step (‖∂loss/∂h_t‖ = ${grad}). ` +
+      "Press ◀ to go one step back.";
+  } else {
+    const factor = factors[t + 1];
+    const verdict = factor === null ? "" : factor < 1 ? " (shrinks the gradient)" : " (can grow it)";
+    const product = known ? fmt(10 ** logProduct) : "not computed this far back";
+    text = `t = ${t}: this step back multiplies by at most ‖J_${t + 1}‖ = ‖∂${state}_${t + 1}/∂${state}_${t}‖ = ` +
+      `${fmt(factor)}${verdict} · running product from T−1 back to here: ${product} · ` +
+      `‖∂loss/∂h_t‖ = ${grad}`;
+  }
+  $("step-readout").textContent = text;
+}
+
+function setStep(t) {
+  const max = Number(stepSlider.max);
+  stepSlider.value = String(Math.max(0, Math.min(max, t)));
+  showStep(Number(stepSlider.value));
+}
+
+stepSlider.addEventListener("input", () => showStep(Number(stepSlider.value)));
+$("step-earlier").addEventListener("click", () => setStep(Number(stepSlider.value) - 1));
+$("step-later").addEventListener("click", () => setStep(Number(stepSlider.value) + 1));
+
 // ---- one simulation -----------------------------------------------------------------------
 
 function simulate() {
@@ -193,8 +260,14 @@ function showResult(result) {
   const rendered = applyFigures(structuredClone(result.figures));
   showSummary(result.summary);
   showChecks($("checks"), result.checks);
-  enableButtons(".figure-downloads button, #replay");
+  enableButtons(".figure-downloads button, #replay, #download-view, #step-earlier, #step-later");
+  const T = result.series.step_factors.length;
+  stepSlider.max = String(T - 1);
+  stepSlider.disabled = false;
+  stepSlider.value = String(T - 1);
   markRendered(page, rendered);
+  $("step-readout").textContent = `The backward pass starts at the last step, t = ${T - 1}. ` +
+    "Press ◀ or drag the slider to take it back one step at a time and see each step's factor.";
 }
 
 const fmt = (value) => formatNumber(value, 3, "not finite");
@@ -212,7 +285,7 @@ function showSummary(summary) {
     [fmt(summary.relative_error_whh), "the same for W_hh alone"],
     [fmt(summary.cosine), "cosine between truncated and full gradient"],
     [fmt(summary.grad_norm_first), "full ‖∂loss/∂h₀‖ (top layer)"],
-    [fmt(summary.grad_norm_last), "full ‖∂loss/∂h_T−1‖ (top layer)"],
+    [fmt(summary.grad_norm_last), "full ‖∂loss/∂h_(T−1)‖ (top layer)"],
   ];
   $("summary").replaceChildren(...items.map(([value, what]) => {
     const li = document.createElement("li");
@@ -255,12 +328,21 @@ function csvFor(name) {
 
 addDownloadButtons((name, format) => {
   if (!lastResult?.figures[name]) return;
-  if (format === "CSV") download(`bptt-${name}.csv`, csvFor(name), "text/csv");
-  else download(`bptt-${name}.json`, figurePayload(lastResult, name), "application/json");
+  saveFigure(lastResult, name, format, format === "CSV" ? csvFor(name) : null);
 });
 $("replay").disabled = true;
+$("step-earlier").disabled = true;
+$("step-later").disabled = true;
+
+// plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
+onPresentToggle(() => {
+  if (!lastResult) return;
+  const result = lastResult;
+  applyFigures(structuredClone(result.figures)).then(() => {
+    if (lastResult === result) showStep(Number(stepSlider.value));
+  });
+});
 
 simulate();
 
-wireViewDownload(document.getElementById("download-view"), () => lastResult,
-  "gradient-flow-bptt.html");
+wireViewDownload(document.getElementById("download-view"), () => lastResult);

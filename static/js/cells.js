@@ -3,12 +3,12 @@
 // with Plotly.react.
 
 import { throttle } from "./api.js";
-import { applyFigures, download, figureToCsv } from "./plots.js";
+import { applyFigures } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, readState,
   writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+import { addDownloadButtons, enableButtons, formatNumber, markRendered,
   onPresentToggle, pageElements, resultArrived, setStatus, showChecks, showError, showOverflow,
-  showProgress, startRun, streamSimulation, wireViewDownload } from "./ui.js";
+  showProgress, saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // Every simulation field; the page's own default cell (the LSTM) comes with the specs.
 export const TABLE = pageFields();
@@ -151,12 +151,7 @@ const SPOKEN = { pass: "holds", fail: "fails", "n/a": "not applicable" };
 // The result last shown (tests read its figures).
 export const latestResult = () => lastResult;
 
-addDownloadButtons((name, format) => {
-  const figure = lastResult?.figures[name];
-  if (!figure) return;
-  if (format === "CSV") download(`cells-${name}.csv`, figureToCsv(figure), "text/csv");
-  else download(`cells-${name}.json`, figurePayload(lastResult, name), "application/json");
-});
+addDownloadButtons((name, format) => saveFigure(lastResult, name, format));
 
 // ---- projector mode -----------------------------------------------------------------------
 
@@ -169,5 +164,4 @@ fillControls(controls, state);
 updateCellDependent();
 simulate();
 
-wireViewDownload(document.getElementById("download-view"), () => lastResult,
-  "gradient-flow-cells.html");
+wireViewDownload(document.getElementById("download-view"), () => lastResult);

@@ -2,11 +2,11 @@
 // three simulations (debounced, latest wins); the server's figures are applied with Plotly.react.
 
 import { throttle } from "./api.js";
-import { applyFigures, download, figureToCsv } from "./plots.js";
+import { applyFigures } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, figurePayload, formatNumber, markRendered,
+import { addDownloadButtons, enableButtons, onPresentToggle, formatNumber, markRendered,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+  saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 export const TABLE = pageFields(); // the fields this page sets; the others take their defaults
 const CELLS = ["rnn", "lstm", "gru"];
@@ -74,14 +74,11 @@ function showSummary(summary) {
     "the float64 range there; the plots leave those points out.");
 }
 
-addDownloadButtons((name, format) => {
-  const figure = lastResult?.figures[name];
-  if (!figure) return;
-  if (format === "CSV") download(`compare-${name}.csv`, figureToCsv(figure), "text/csv");
-  else download(`compare-${name}.json`, figurePayload(lastResult, name), "application/json");
-});
+addDownloadButtons((name, format) => saveFigure(lastResult, name, format));
+
+// plots.applyFigure reads body.present when it applies a figure, so re-apply on a toggle.
+onPresentToggle(() => { if (lastResult) applyFigures(lastResult.figures); });
 
 simulate();
 
-wireViewDownload(document.getElementById("download-view"), () => lastResult,
-  "gradient-flow-compare.html");
+wireViewDownload(document.getElementById("download-view"), () => lastResult);

@@ -2,11 +2,11 @@
 // the backward sweep is drawn as it arrives, then the server's figures replace it.
 
 import { throttle } from "./api.js";
-import { PLOT_CONFIG, applyFigure, applyFigures, download, extend, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigure, applyFigures, extend } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
-  startRun, streamSimulation, wireViewDownload } from "./ui.js";
+  saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
 // The simulation's fields, plus the layer the hidden-state heatmap shows: a view setting, kept
 // in the URL but never sent (its spec says api: false; the server sends every layer).
@@ -33,6 +33,11 @@ let run = 0; // counts simulations started, for tests and the benchmark
 function updateEnabled() {
   $("ctl-nonlinearity").disabled = state.cell !== "rnn";
   $("ctl-forget_bias").disabled = state.cell !== "lstm";
+  // The hidden-state caption speaks of saturation only where the activation saturates.
+  const relu = state.cell === "rnn" && state.nonlinearity === "relu";
+  for (const span of document.querySelectorAll("[data-for-nonlinearity]")) {
+    span.hidden = (span.dataset.forNonlinearity === "relu") !== relu;
+  }
 }
 
 function matchPreset() {
@@ -191,7 +196,7 @@ function showSummary(summary) {
   const clip = summary.clipping;
   parts.push(`gradient norm ${fmt(clip.norm)}`);
   if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
-  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_T−1‖ = ${fmt(summary.retention)}`);
+  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_(T−1)‖ = ${fmt(summary.retention)}`);
   if (summary.lyapunov_prediction) {
     // λ₁ of the top layer; JSON has no −∞, so the server flags it
     const largest = summary.lyapunov_minus_infinity ? "−∞"
@@ -205,14 +210,11 @@ function showSummary(summary) {
 // ---- downloads ----------------------------------------------------------------------------
 
 addDownloadButtons((name, format) => {
-  const figure = lastResult?.figures[name];
-  if (!figure) return;
-  if (format === "CSV") download(`${name}.csv`, figureToCsv(figure), "text/csv");
-  else download(`${name}.json`, JSON.stringify(figure.data), "application/json");
+  if (lastResult) saveFigure({ ...lastResult, figures: shownFigures(lastResult) }, name, format);
 });
 
 wireViewDownload($("download-view"), () => lastResult && { ...lastResult,
-  figures: shownFigures(lastResult) }, "gradient-flow-view.html");
+  figures: shownFigures(lastResult) });
 
 // ---- projector mode -----------------------------------------------------------------------
 

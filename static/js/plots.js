@@ -29,6 +29,9 @@ export function applyFigure(element, figure) {
     data = data.map((trace) => ({ ...trace })); // leave the server's figure as it was
     presentLayout(layout, data);
   }
+  if (layout.height && element.classList.contains("main-figure")) {
+    layout.height = fitMainHeight(element, layout.height);
+  }
   // With `responsive`, Plotly sizes the plot to its div: give the div the figure's height, or
   // a resize (projector mode, the window) squeezes the plot into the div's CSS height.
   if (layout.height) element.style.height = `${layout.height}px`;
@@ -60,6 +63,16 @@ export function applyFigures(figures, root = document) {
   return Promise.all(drawn);
 }
 
+// The height of a page's main plot: what is left of the first screen below the plot's top (so
+// the plot and the controls beside it are seen together without scrolling), between a floor
+// that keeps it readable on a small window and 1.6 times the figure's own height.
+export const MIN_MAIN_HEIGHT = 260;
+export function fitMainHeight(element, height) {
+  const top = element.getBoundingClientRect().top + window.scrollY;
+  const room = Math.floor(window.innerHeight - top - 6);
+  return Math.max(MIN_MAIN_HEIGHT, Math.min(room, Math.round(height * 1.6)));
+}
+
 function isOnScreen(element) {
   const box = element.getBoundingClientRect();
   return box.bottom > 0 && box.top < window.innerHeight && box.right > 0
@@ -71,20 +84,52 @@ function nextTask() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-// Projector mode: bigger fonts and thicker lines, without touching the server's figure.
-// The plot grows with its type so tick labels and the legend stay inside the figure.
-function presentLayout(layout, data) {
-  layout.font = { ...(layout.font || {}), size: 20 };
-  if (layout.title) layout.title = { ...layout.title, font: { size: 24 } };
+// Projector mode: bigger fonts and thicker lines, without touching the server's figure: the
+// default text, headings, axis titles, legends, annotations (subplot titles and notes included),
+// colour bars and hover labels all grow; a thin line (a band's edge, a guide) stays thinner
+// than a main line. The plot grows with its type so labels stay inside the figure.
+export const PRESENT_FONT = 20;
+const grow = (font, size) => ({ ...(font || {}), size: Math.max(size, Math.min(26, Math.round((font?.size ?? 13) * 1.5))) });
+
+export function presentLayout(layout, data) {
+  layout.font = { ...(layout.font || {}), size: PRESENT_FONT };
+  const title = typeof layout.title === "string" ? { text: layout.title } : layout.title;
+  // a long heading grows less, so it still fits across the plot
+  if (title) layout.title = { ...title, font: grow(title.font, (title.text ?? "").length > 48 ? 19 : 24) };
   if (layout.height) layout.height = Math.round(layout.height * 1.45);
   const margin = layout.margin || {};
   layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64), b: Math.max(margin.b ?? 0, 72) };
-  for (const axis of ["xaxis", "yaxis"]) layout[axis] = { ...(layout[axis] || {}), automargin: true };
+  layout.legend = { ...(layout.legend || {}), font: grow(layout.legend?.font, PRESENT_FONT) };
+  layout.hoverlabel = { ...(layout.hoverlabel || {}), font: grow(layout.hoverlabel?.font, 18) };
+  for (const key of Object.keys(layout)) {
+    if (!/^[xy]axis\d*$/.test(key) || typeof layout[key] !== "object") continue;
+    const axis = { ...layout[key], automargin: true };
+    axis.tickfont = grow(axis.tickfont, 18);
+    if (axis.title) {
+      const t = typeof axis.title === "string" ? { text: axis.title } : axis.title;
+      axis.title = { ...t, font: grow(t.font, PRESENT_FONT) };
+    }
+    layout[key] = axis;
+  }
+  if (Array.isArray(layout.annotations)) {
+    layout.annotations = layout.annotations.map((note) => ({ ...note, font: grow(note.font, 18) }));
+  }
   for (const trace of data) {
-    if (trace.line) trace.line = { ...trace.line, width: 5 };
+    if (trace.line && trace.mode !== "markers") {
+      const width = trace.line.width ?? 2;
+      // main lines at least 4 px; thin ones (band edges, guides) at most 2 px
+      trace.line = { ...trace.line, width: width < 1.5 ? Math.min(2, width * 1.5) : Math.max(4, Math.min(6, width * 2)) };
+    }
     if (trace.marker?.size && String(trace.mode).includes("markers")) {
       trace.marker = { ...trace.marker, size: trace.marker.size * 1.6 };
     }
+    if (trace.colorbar) {
+      const bar = trace.colorbar;
+      const barTitle = typeof bar.title === "string" ? { text: bar.title } : bar.title;
+      trace.colorbar = { ...bar, tickfont: grow(bar.tickfont, 18),
+        ...(barTitle ? { title: { ...barTitle, font: grow(barTitle.font, PRESENT_FONT) } } : {}) };
+    }
+    if (trace.textfont || trace.texttemplate) trace.textfont = grow(trace.textfont, 18);
   }
 }
 

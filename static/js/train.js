@@ -5,8 +5,8 @@
 import { StreamError, readStream } from "./sse.js";
 import { fillControls, loadState, pageFields, readControl, showValue, toQuery,
   writeState } from "./state.js";
-import { applyFigure, download, figureToCsv } from "./plots.js";
-import { addDownloadButtons, drawnFigures, enableButtons, figurePayload,
+import { applyFigure } from "./plots.js";
+import { addDownloadButtons, enableButtons, onPresentToggle, saveFigure,
   wireViewDownload } from "./ui.js";
 
 // The specs of TrainingConfig (app/fieldspecs.py): types, bounds and defaults, written once.
@@ -22,6 +22,40 @@ let state = loadState(TABLE);
 let controller = null; // aborts the running stream
 let pending = [];  // step events waiting for the next animation frame
 let divs = {};
+let meta = null; // the run's meta event: its figures as the server built them (empty)
+let store = {}; // per cell, everything measured so far (raw): the plots are drawn from it
+let started = 0; // performance.now() when the run's meta arrived
+const modelStatus = document.getElementById("model-status");
+const smoothingSelect = document.getElementById("view-smoothing");
+const rowScaleBox = document.getElementById("view-row-scale");
+const LEARNED = 0.95; // "learned": accuracy over the last WINDOW steps at least this
+const WINDOW = 10;
+const NAMES = { rnn: "RNN", lstm: "LSTM", gru: "GRU" };
+
+// Exponential moving average over about `span` steps (0 = off), as the smoothing option says.
+function smoother(span) {
+  const alpha = span > 0 ? 2 / (span + 1) : 1;
+  let value = null;
+  return (x) => {
+    if (x === null || x === undefined || !Number.isFinite(x)) return x;
+    value = value === null ? x : value + alpha * (x - value);
+    return value;
+  };
+}
+
+function newStore() {
+  const span = Number(smoothingSelect.value);
+  return { steps: [], loss: [], accuracy: [], grad: [], gradClipped: [], rows: [], rowSteps: [],
+           smooth: { loss: smoother(span), accuracy: smoother(span) }, learnedAt: null };
+}
+
+// A heatmap row: log10 of each norm, or relative to the row's largest when scaling per row.
+function heatRow(norms) {
+  const logs = norms.map((v) => (v > 0 ? Math.log10(v) : null));
+  if (!rowScaleBox.checked) return logs;
+  const top = Math.max(...logs.filter((v) => v !== null));
+  return Number.isFinite(top) ? logs.map((v) => (v === null ? null : v - top)) : logs;
+}
 
 function syncCells() {
   const chosen = new Set(state.cells.split(","));
@@ -77,6 +111,7 @@ function start() {
       flush();
       stop(`Done (${data.reason}) after ${data.seconds.toFixed(1)} s.`);
       showTrainedDownloads(data.downloads ?? {});
+      showModelStatus(true);
     },
     error(data) {
       stop();
@@ -111,15 +146,28 @@ function addNote(kind, symbol, text) {
   notes.append(item);
 }
 
-function setUp(meta) {
-  const figures = meta.figures;
-  document.getElementById("accuracy-block").hidden = !figures.accuracy;
+function setUp(data) {
+  meta = data;
+  started = performance.now();
+  store = Object.fromEntries(data.cells.map((cell) => [cell, newStore()]));
+  const figures = data.figures;
+  const accuracyBlock = document.getElementById("accuracy-block");
+  const lossBlock = document.getElementById("loss-block");
+  accuracyBlock.hidden = !figures.accuracy;
+  // The main plot (sized to the first screen) is accuracy, or the loss for a regression task.
+  divs.mainIsLoss = !figures.accuracy;
+  document.getElementById("fig-accuracy").classList.toggle("main-figure", !!figures.accuracy);
+  document.getElementById("fig-loss").classList.toggle("main-figure", !figures.accuracy);
+  lossBlock.classList.toggle("main-block", !figures.accuracy);
+  if (!figures.accuracy) accuracyBlock.before(lossBlock);
+  else lossBlock.before(accuracyBlock);
+  showModelStatus();
   const heatmaps = document.getElementById("heatmaps");
   heatmaps.replaceChildren();
   divs = { loss: document.getElementById("fig-loss"),
     accuracy: document.getElementById("fig-accuracy"),
     grad_norm: document.getElementById("fig-grad_norm") };
-  for (const cell of meta.cells) {
+  for (const cell of data.cells) {
     const div = document.createElement("div");
     div.id = `fig-heatmap_${cell}`;
     div.className = "figure";
@@ -129,12 +177,116 @@ function setUp(meta) {
     divs[`heatmap_${cell}`] = div;
   }
   for (const [name, figure] of Object.entries(figures)) applyFigure(divs[name], figure);
+  divs.loss.gflTicks = divs.grad_norm.gflTicks = null; // a new run: its own tick labels
   addDownloadButtons(downloadFigure);
   enableButtons(".figure-downloads button, #download-view");
-  divs.cells = meta.cells;
-  statusLine.textContent = `Training ${meta.cells.join(", ")} on ${meta.config.task.replace("_", " ")}`
-    + ` (sequence length ${meta.seq_len})…`;
+  divs.cells = data.cells;
+  statusLine.textContent = `Training ${data.cells.join(", ")} on ${data.config.task.replace("_", " ")}`
+    + ` (sequence length ${data.seq_len})…`;
 }
+
+// One line per model: "LSTM learned at step 300, 10 s" or "RNN: 31% after 60 s".
+function showModelStatus(finished = false) {
+  if (!meta) return;
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  modelStatus.replaceChildren(...meta.cells.map((cell) => {
+    const run = store[cell];
+    const item = document.createElement("li");
+    item.dataset.cell = cell;
+    const name = NAMES[cell] ?? cell;
+    const n = run.steps.length;
+    if (run.learnedAt) {
+      item.dataset.learned = "";
+      item.textContent = `${name} learned at step ${run.learnedAt.step}, ${run.learnedAt.seconds} s`;
+    } else if (!n) {
+      item.textContent = `${name}: waiting…`;
+    } else if (run.accuracy.length) {
+      const recent = run.accuracy.slice(-WINDOW);
+      const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
+      item.textContent = `${name}: ${(100 * mean).toFixed(0)}% ${finished ? "after" : "at"} ` +
+        `${finished ? `${seconds} s` : `step ${run.steps[n - 1]}, ${seconds} s`}`;
+    } else {
+      item.textContent = `${name}: loss ${run.loss[n - 1].toPrecision(3)} at step ` +
+        `${run.steps[n - 1]}, ${seconds} s`;
+    }
+    return item;
+  }));
+}
+
+// Every plot drawn again from the store (the smoothing or scaling changed, or projector mode).
+function redraw() {
+  if (!meta) return;
+  const cells = meta.cells;
+  const span = Number(smoothingSelect.value);
+  const smoothAll = (values) => { const f = smoother(span); return values.map((v) => f(v)); };
+  const figures = structuredClone(meta.figures);
+  figures.loss.data.forEach((trace, k) => {
+    trace.x = store[cells[k]].steps; trace.y = smoothAll(store[cells[k]].loss);
+  });
+  figures.accuracy?.data.forEach((trace, k) => {
+    trace.x = store[cells[k]].steps; trace.y = smoothAll(store[cells[k]].accuracy);
+  });
+  figures.grad_norm.data.forEach((trace, k) => {
+    const run = store[cells[Math.floor(k / 2)]];
+    trace.x = run.steps; trace.y = k % 2 ? run.gradClipped : run.grad;
+  });
+  for (const cell of cells) {
+    const trace = figures[`heatmap_${cell}`].data[0];
+    trace.z = store[cell].rows.map(heatRow);
+    trace.y = store[cell].rowSteps;
+  }
+  for (const cell of cells) {
+    const run = store[cell];
+    run.smooth = { loss: smoother(span), accuracy: smoother(span) };
+    run.loss.forEach((v) => run.smooth.loss(v));
+    run.accuracy.forEach((v) => run.smooth.accuracy(v));
+  }
+  Promise.all(Object.entries(figures).map(([name, figure]) => applyFigure(divs[name], figure)))
+    .then(() => updateLogTicks(true));
+}
+
+// Plotly's own log axis labels 1 to 3 decades with bare minor digits ("9 8 7 … 2" under "1").
+// These axes get their ticks set here instead: 1, 2 and 5 of each decade over a short span,
+// powers of ten over a long one, every label a whole value ("0.2", "5", "10⁻⁴").
+const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷",
+  8: "⁸", 9: "⁹" };
+const power = (d) => `10${String(d).replace(/./g, (c) => SUPERSCRIPT[c] ?? c)}`;
+export function logTicks(low, high) {
+  const values = [];
+  const texts = [];
+  const span = high - low;
+  const step = span <= 2 ? 1 : Math.ceil(span / 6);
+  for (let d = low; d <= high; d += step) {
+    for (const m of span <= 2 ? [1, 2, 5] : [1]) {
+      const value = m * 10 ** d;
+      values.push(value);
+      texts.push(d >= -3 && d <= 3 ? String(Number(value.toPrecision(3))) : m === 1 ? power(d)
+        : `${m}·${power(d)}`);
+    }
+  }
+  return { values, texts };
+}
+
+function updateLogTicks(force = false) {
+  for (const name of ["loss", "grad_norm"]) {
+    const div = divs[name];
+    if (!div?.data) continue;
+    const ys = div.data.flatMap((trace) => trace.y ?? []).filter((v) => v > 0 && Number.isFinite(v));
+    if (!ys.length) continue;
+    const low = Math.floor(Math.log10(Math.min(...ys)));
+    const high = Math.ceil(Math.log10(Math.max(...ys)));
+    const key = `${low}:${high}`;
+    if (!force && div.gflTicks === key) continue;
+    div.gflTicks = key;
+    const { values, texts } = logTicks(low, high);
+    window.Plotly.relayout(div, { "yaxis.tickmode": "array", "yaxis.tickvals": values,
+                                  "yaxis.ticktext": texts });
+  }
+}
+
+smoothingSelect.addEventListener("change", redraw);
+rowScaleBox.addEventListener("change", redraw);
+onPresentToggle(() => { if (meta) redraw(); else drawPlaceholders(); });
 
 // Appends every step that arrived since the last frame: one extendTraces per plot.
 function flush() {
@@ -150,11 +302,24 @@ function flush() {
   let latest = null;
   for (const step of batch) {
     const k = cells.indexOf(step.cell);
-    lossX[k].push(step.step); lossY[k].push(step.loss);
-    if ("accuracy" in step) accY[k].push(step.accuracy);
+    const run = store[step.cell];
+    run.steps.push(step.step); run.loss.push(step.loss);
+    run.grad.push(step.grad_norm); run.gradClipped.push(step.grad_norm_clipped);
+    run.rows.push(step.grad_norms); run.rowSteps.push(step.step);
+    lossX[k].push(step.step); lossY[k].push(run.smooth.loss(step.loss));
+    if ("accuracy" in step) {
+      run.accuracy.push(step.accuracy);
+      accY[k].push(run.smooth.accuracy(step.accuracy));
+      const recent = run.accuracy.slice(-WINDOW);
+      if (!run.learnedAt && recent.length === WINDOW
+          && recent.reduce((a, b) => a + b, 0) / WINDOW >= LEARNED) {
+        run.learnedAt = { step: step.step,
+                          seconds: ((performance.now() - started) / 1000).toFixed(0) };
+      }
+    }
     gradX[2 * k].push(step.step); gradY[2 * k].push(step.grad_norm);
     gradX[2 * k + 1].push(step.step); gradY[2 * k + 1].push(step.grad_norm_clipped);
-    rows[step.cell].z.push(step.grad_norms.map((v) => (v > 0 ? Math.log10(v) : null)));
+    rows[step.cell].z.push(heatRow(step.grad_norms));
     rows[step.cell].y.push(step.step);
     latest = step;
   }
@@ -169,6 +334,8 @@ function flush() {
       Plotly.extendTraces(divs[`heatmap_${cell}`], { z: [rows[cell].z], y: [rows[cell].y] }, [0]);
     }
   }
+  showModelStatus();
+  updateLogTicks();
   if (latest) {
     const acc = "accuracy" in latest ? `, accuracy ${(100 * latest.accuracy).toFixed(0)}%` : "";
     statusLine.textContent = `Step ${latest.step}: ${latest.cell} loss ${latest.loss.toFixed(3)}${acc}`;
@@ -177,20 +344,52 @@ function flush() {
 
 // ---- downloads: the curves as drawn so far --------------------------------------------------
 
+// The raw values (not the smoothed curves), with the settings and seed of the run.
+function rawFigures() {
+  if (!meta) return {};
+  const cells = meta.cells;
+  const figures = structuredClone(meta.figures);
+  figures.loss.data.forEach((t, k) => { t.x = store[cells[k]].steps; t.y = store[cells[k]].loss; });
+  figures.accuracy?.data.forEach((t, k) => {
+    t.x = store[cells[k]].steps; t.y = store[cells[k]].accuracy;
+  });
+  figures.grad_norm.data.forEach((t, k) => {
+    const run = store[cells[Math.floor(k / 2)]];
+    t.x = run.steps; t.y = k % 2 ? run.gradClipped : run.grad;
+  });
+  for (const cell of cells) {
+    const t = figures[`heatmap_${cell}`].data[0];
+    t.z = store[cell].rows.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null)));
+    t.y = store[cell].rowSteps;
+  }
+  return figures;
+}
+
 function downloadFigure(name, format) {
-  const figures = drawnFigures();
-  if (!figures[name]) return;
-  if (format === "CSV") download(`train-${name}.csv`, figureToCsv(figures[name]), "text/csv");
-  else download(`train-${name}.json`, figurePayload({ config: state, figures }, name),
-    "application/json");
+  saveFigure({ config: meta?.config ?? state, figures: rawFigures() }, name, format);
 }
 
 addDownloadButtons(downloadFigure);
 wireViewDownload(document.getElementById("download-view"), () => {
-  const figures = drawnFigures();
-  return Object.keys(figures).length && { config: state, figures,
-    caption: statusLine.textContent };
-}, "training-lab-view.html");
+  const figures = rawFigures();
+  return Object.keys(figures).length && { config: meta?.config ?? state, figures,
+    caption: `${statusLine.textContent} ${modelStatus.textContent}` };
+});
+
+// Before the first run: empty frames, so the page shows where the curves will appear.
+function drawPlaceholders() {
+  const frame = (title, yTitle, range) => ({
+    data: [{ type: "scatter", x: [], y: [], mode: "lines" }],
+    layout: { title: { text: title, x: 0.01, xanchor: "left", font: { size: 15 } }, height: 340,
+      xaxis: { title: { text: "training step" }, range: [0, state.steps] },
+      yaxis: { title: { text: yTitle }, range }, margin: { l: 64, r: 20, t: 44, b: 48 },
+      font: { size: 13 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#FFFFFF",
+      annotations: [{ text: "Press “Start training” to fill this plot", xref: "paper", yref: "paper",
+        x: 0.5, y: 0.5, showarrow: false, font: { size: 15, color: "#444444" } }] },
+  });
+  applyFigure(document.getElementById("fig-accuracy"), frame("Accuracy at the answer step", "accuracy", [0, 1.02]));
+  applyFigure(document.getElementById("fig-loss"), frame("Training loss", "loss", [0, 1]));
+}
 
 fillControls(form, state);
 syncCells();
@@ -218,3 +417,5 @@ function showTrainedDownloads(downloads) {
     { href: "/models", textContent: "Your model" }), " for its health report).");
   statusLine.after(box);
 }
+
+drawPlaceholders();

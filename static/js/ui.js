@@ -4,7 +4,7 @@
 
 import { openStream } from "./api.js";
 import { modelId } from "./modellock.js";
-import { download } from "./plots.js";
+import { download, figureToCsv } from "./plots.js";
 import { toQuery } from "./state.js";
 
 // The symbol shown for each check status (also in explore's saved offline view).
@@ -135,10 +135,64 @@ export function addDownloadButtons(onClick) {
   }
 }
 
-// JSON of one figure of a result for download: {config, figure: name, data}.
-export function figurePayload(result, name) {
-  return JSON.stringify({ config: result.config, figure: name, data: result.figures[name].data },
-    null, 1);
+// JSON of one figure of a result for download: {page, figure, config, data}; the config holds
+// every setting the figure was made with, the random seed included.
+export function figurePayload(result, name, pageName = pageSlug()) {
+  return JSON.stringify({ page: pageName, figure: name, saved: new Date().toISOString(),
+    config: result.config, data: result.figures[name].data }, null, 1);
+}
+
+// The page's name for file names: "explore" for /explore, "home" for /.
+export function pageSlug() {
+  return window.location.pathname.replace(/^\/+|\/+$/g, "").replace(/\//g, "-") || "home";
+}
+
+// The settings that tell one download from another, as a file-name part: "rnn-T100-scale0.9-seed0".
+const NAME_PARTS = [["cell", ""], ["cells", ""], ["nonlinearity", ""], ["task", ""],
+  ["lag", "lag"], ["seq_len", "T"], ["num_layers", "L"], ["weight_scale", "scale"],
+  ["forget_bias", "bf"], ["truncation", "k"], ["depth", "n"], ["x0", "x0_"], ["seed", "seed"]];
+
+export function settingsSlug(config) {
+  const parts = [];
+  for (const [key, prefix] of NAME_PARTS) {
+    const value = config?.[key];
+    if (value === undefined || value === null || value === "") continue;
+    if (key === "nonlinearity" && config.cell && config.cell !== "rnn") continue;
+    if (key === "forget_bias" && config.cell && config.cell !== "lstm") continue;
+    if (key === "truncation" && !value) continue; // 0 = full BPTT, the usual case
+    parts.push(`${prefix}${String(value).replace(/,/g, "+")}`);
+  }
+  return parts.join("-").replace(/[^A-Za-z0-9_.+-]/g, "");
+}
+
+// The file name of a download: page, plot and key settings ("explore-grad_norms-rnn-T50-….csv").
+export function downloadName(name, config, extension, pageName = pageSlug()) {
+  const settings = settingsSlug(config);
+  return `${pageName}-${name}${settings ? `-${settings}` : ""}.${extension}`;
+}
+
+// CSV that describes itself: `# key=value` lines (page, plot, time, every setting with the seed)
+// and then the data, so a file found later says how it was made.
+export function csvWithSettings(csv, config, name, pageName = pageSlug()) {
+  const lines = [`# page=${pageName}`, `# figure=${name}`, `# saved=${new Date().toISOString()}`];
+  for (const [key, value] of Object.entries(config ?? {})) {
+    lines.push(`# ${key}=${typeof value === "object" ? JSON.stringify(value) : value}`);
+  }
+  return `${lines.join("\n")}\n${csv}`;
+}
+
+// Saves figure `name` of `result` ({config, figures}) as CSV or JSON with a describing name.
+// `csv` (optional) is the CSV body when the generic one would lose the plot's values.
+export function saveFigure(result, name, format, csv = null) {
+  const figure = result?.figures?.[name];
+  if (!figure) return;
+  const config = result.config ?? {};
+  if (format === "CSV") {
+    download(downloadName(name, config, "csv"),
+      csvWithSettings(csv ?? figureToCsv(figure), config, name), "text/csv");
+  } else {
+    download(downloadName(name, config, "json"), figurePayload(result, name), "application/json");
+  }
 }
 
 // Calls `reapply` whenever projector mode (body.present) is switched on or off.
@@ -196,8 +250,10 @@ export function drawnFigures(root = document) {
   return figures;
 }
 
-// Wires a "Download this view" button: it saves offlineHtml of the page's latest result.
-export function wireViewDownload(button, latestResult, filename) {
+// Wires a "Download this view" button: it saves offlineHtml of the page's latest result, named
+// like the figure downloads ("explore-view-rnn-T50-…-seed0.html"); `filename` (a string or a
+// function) overrides that.
+export function wireViewDownload(button, latestResult, filename = null) {
   if (!button) return;
   button.addEventListener("click", async () => {
     const result = latestResult();
@@ -205,7 +261,9 @@ export function wireViewDownload(button, latestResult, filename) {
     button.disabled = true;
     try {
       const plotly = await (await fetch("/vendor/plotly.min.js")).text();
-      download(filename, offlineHtml(result, plotly), "text/html");
+      const name = typeof filename === "function" ? filename()
+        : filename ?? downloadName("view", result.config, "html");
+      download(name, offlineHtml(result, plotly), "text/html");
     } finally {
       button.disabled = false;
     }
