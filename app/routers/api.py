@@ -18,14 +18,23 @@ from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
-from gradient_flow_lab.app import jsonsafe, progress, sse
+from gradient_flow_lab.app import jsonsafe, lean, progress, sse
 from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.resultcache import (
+    MAX_AGE,
+    CachedResult,
+    cache_key,
+    etag_for,
+    result_cache,
+)
 from gradient_flow_lab.app.schemas import (
     WORK_BUDGET,
     SimulationConfig,
     SimulationQuery,
     view_work,
 )
+from gradient_flow_lab.app.singleflight import SingleFlight
+from gradient_flow_lab.app.supersede import PAGE_HEADER, pages
 from gradient_flow_lab.app.views import ViewResult, build_view
 from gradient_flow_lab.app.views import bptt as bptt_view
 
@@ -43,8 +52,10 @@ heavy_lane = anyio.CapacityLimiter(1)
 WAITING = "waiting for another large network to finish"
 
 # What the worker tells the stream: ("stage", (name, fraction)), ("sweep", norms (L, T)),
-# ("done", (result, its strict-JSON text)) or ("failed", the exception).
+# ("done", the CachedResult) or ("failed", the exception).
 News = tuple[str, object]
+# Concurrent requests for the same uncached result share one computation.
+flights = SingleFlight()
 
 
 def _turn(query: SimulationQuery) -> AbstractAsyncContextManager[object]:
@@ -62,8 +73,44 @@ def result_document(query: SimulationQuery, result: ViewResult) -> dict:
         "series": result.series,
         "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
     })
+    document = lean.share_arrays(document)  # no array twice: later copies refer to the first
     document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
     return document
+
+
+# ---- the result cache, shared by POST, GET and the stream ------------------------------------
+
+def cached_entry(query: SimulationQuery, result: ViewResult) -> CachedResult:
+    """What the cache keeps of a finished view: the result document and the backward events'
+    data, as the strict-JSON text that goes on the wire (a hit then does no NumPy work)."""
+    return CachedResult(jsonsafe.dumps(result_document(query, result)),
+                        tuple(_sweep_texts(result.primary.grad_norms)))
+
+
+async def obtain_result(query: SimulationQuery) -> CachedResult:
+    """The result from the cache, or computed once however many ask for it at the same time."""
+    key, cache = cache_key(query), result_cache()
+
+    async def compute() -> CachedResult:
+        async with _turn(query):
+            entry = await anyio.to_thread.run_sync(
+                lambda: cached_entry(query, build_view(query.config, query.view)))
+        cache.put(key, entry)
+        return entry
+
+    return await flights.run(key, lambda: cache.get(key), compute)
+
+
+def _cache_headers(query: SimulationQuery) -> dict[str, str]:
+    return {"ETag": etag_for(cache_key(query)), "Cache-Control": f"public, max-age={MAX_AGE}"}
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison: any listed tag (W/ or not) equal to ours, or ``*``."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 async def _parse_body(request: Request, view: str) -> SimulationQuery:
@@ -101,60 +148,82 @@ async def simulate_once(request: Request,
     The body is a JSON object of configuration fields (every one optional); ``view`` says
     which page's runs, checks and figures to make."""
     query = await _parse_body(request, view)
-    async with _turn(query):
-        document = await anyio.to_thread.run_sync(
-            lambda: jsonsafe.dumps(result_document(query, build_view(query.config, query.view))))
-    return Response(document, media_type="application/json")
+    entry = await obtain_result(query)
+    return Response(entry.document, media_type="application/json",
+                    headers=_cache_headers(query))
 
 
-async def simulation_news(query: Annotated[SimulationQuery, Query()],
+@router.get("/simulate")
+async def simulate_get(query: Annotated[SimulationQuery, Query()],
+                       request: Request) -> Response:
+    """The same JSON as ``POST /api/simulate``, from the query string (``view`` and any
+    configuration fields), cacheable by any HTTP cache: a strong ``ETag`` (the result is a pure
+    function of the configuration, the view and the package version) and ``Cache-Control:
+    public``; ``If-None-Match`` with that tag gets 304 and no work."""
+    headers = _cache_headers(query)
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    entry = await obtain_result(query)
+    return Response(entry.document, media_type="application/json", headers=headers)
+
+
+async def simulation_news(query: Annotated[SimulationQuery, Query()], request: Request,
                           ) -> AsyncIterator[MemoryObjectReceiveStream[News]]:
     """Starts the simulation and hands the stream what its worker thread tells, in order.
 
     A dependency with ``yield``, so that its task group is entered and left by the request's
     exit stack in one task (an async generator that yields inside a task group cannot promise
     that). When the response ends, finished or because the client left, the waiting is
-    cancelled, and the worker thread stops at its next progress report."""
+    cancelled, and the worker thread stops at its next progress report. A newer stream from the
+    same page (``X-GFL-Page``) sets ``stop`` too (``app.supersede``)."""
     send, receive = anyio.create_memory_object_stream[News](math.inf)
     stop = threading.Event()
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_simulate, query, send, stop)
-        try:
-            yield receive
-        finally:
-            stop.set()
-            tasks.cancel_scope.cancel()
+    with pages.latest(request.headers.get(PAGE_HEADER), stop):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_simulate, query, send, stop)
+            try:
+                yield receive
+            finally:
+                stop.set()
+                tasks.cancel_scope.cancel()
 
 
 async def _simulate(query: SimulationQuery, send: MemoryObjectSendStream[News],
                     stop: threading.Event) -> None:
     async with send:
         try:
-            turn = _turn(query)
-            if turn is heavy_lane and heavy_lane.available_tokens < 1:
-                send.send_nowait(("stage", (WAITING, 0.0)))
-            async with turn:
-                done = await anyio.to_thread.run_sync(_build_document, query, send, stop)
-            send.send_nowait(("done", done))
+            key, cache = cache_key(query), result_cache()
+
+            async def compute() -> CachedResult:
+                turn = _turn(query)
+                if turn is heavy_lane and heavy_lane.available_tokens < 1:
+                    send.send_nowait(("stage", (WAITING, 0.0)))
+                async with turn:
+                    entry = await anyio.to_thread.run_sync(_build_document, query, send, stop)
+                cache.put(key, entry)
+                return entry
+
+            # A cached result is sent at once; one computed for another request at the same
+            # moment is waited for (single flight).
+            send.send_nowait(("done", await flights.run(key, lambda: cache.get(key), compute)))
         except (progress.Stopped, anyio.BrokenResourceError):
-            pass  # the client left: nobody reads on
+            pass  # the client left, or a newer stream from its page took over: nobody reads on
         except Exception as error:  # raised by the stream, where the client is answered
             with suppress(anyio.BrokenResourceError):
                 send.send_nowait(("failed", error))
 
 
 def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
-                    stop: threading.Event) -> tuple[ViewResult, str]:
-    """The view and its strict-JSON text, both made in the worker thread, which tells the
-    stream how far it got and stops (progress.Stopped) at its next report once ``stop`` is
-    set."""
+                    stop: threading.Event) -> CachedResult:
+    """The view as the cache keeps it, made in the worker thread, which tells the stream how far
+    it got and stops (progress.Stopped) at its next report once ``stop`` is set."""
     def tell(kind: str, value: object) -> None:
         anyio.from_thread.run_sync(send.send_nowait, (kind, value))
 
     with progress.reporting(tell, stop):
         result = build_view(query.config, query.view)
         progress.report("writing the result", 0.95)
-        return result, jsonsafe.dumps(result_document(query, result))
+        return cached_entry(query, result)
 
 
 @router.get("/simulate/stream", response_class=EventSourceResponse)
@@ -182,12 +251,15 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
             told: list[News] = []
             # Sleep until there is news, or until a stage that arrived too early to show is due.
             with anyio.move_on_at(math.inf if stage is None else started + PROGRESS_EVERY):
-                told.append(await news.receive())
+                try:
+                    told.append(await news.receive())
+                except anyio.EndOfStream:  # stopped: a newer stream from this page took over
+                    return
             told += _already_told(news)
             for kind, value in told:
                 if kind == "sweep":
-                    for event in _sweep_events(value):
-                        yield event
+                    for text in _sweep_texts(value):
+                        yield sse.raw_event("backward", text)
                     sweep_sent = True
                 elif kind == "stage":
                     stage = value
@@ -201,11 +273,10 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
                 name, fraction = stage
                 stage = None
                 yield sse.event("progress", {"stage": name, "fraction": round(fraction, 3)})
-    result, document = done
-    if not sweep_sent:  # a view that did not hand its sweep over early
-        for event in _sweep_events(result.primary.grad_norms):
-            yield event
-    yield sse.raw_event("result", document)
+    if not sweep_sent:  # a cached result, or a view that did not hand its sweep over early
+        for text in done.backward:
+            yield sse.raw_event("backward", text)
+    yield sse.raw_event("result", done.document)
 
 
 def _meta(query: SimulationQuery) -> dict:
@@ -226,12 +297,12 @@ def _already_told(news: MemoryObjectReceiveStream[News]) -> list[News]:
             return told
 
 
-def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
-    """``backward`` events of ||d loss / d h_t|| (L, T), in about STREAM_CHUNKS time-ordered
-    pieces from t = T-1 down to 0."""
+def _sweep_texts(norms: np.ndarray) -> Iterator[str]:
+    """The data of the ``backward`` events of ||d loss / d h_t|| (L, T), strict JSON, in about
+    STREAM_CHUNKS time-ordered pieces from t = T-1 down to 0."""
     seq_len = norms.shape[1]
     size = max(1, -(-seq_len // STREAM_CHUNKS))
     for stop in range(seq_len, 0, -size):
         steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
         yield sse.event("backward", {"steps": steps, "norms": norms[:, steps].T,
-                                     "seq_len": seq_len})
+                                     "seq_len": seq_len}).raw_data
