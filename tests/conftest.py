@@ -134,7 +134,10 @@ def _fresh_result_caches() -> Iterator[None]:
     """Every test computes its own results: a result cached by an earlier test (perhaps with the
     engine patched) must not answer a later one."""
     from gradient_flow_lab.app.resultcache import result_cache
+    from gradient_flow_lab.app.trainshare import training_runs
 
     result_cache().clear()
+    training_runs().replays.clear()
     yield
     result_cache().clear()
+    training_runs().replays.clear()

@@ -11,21 +11,20 @@ freed by its dependency when the response ends.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from typing import Annotated
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from gradient_flow_lab.app import sse
 from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.resultcache import cache_key
 from gradient_flow_lab.app.schemas import TrainingConfig
 from gradient_flow_lab.app.settings import Settings, get_settings
+from gradient_flow_lab.app.trainshare import SharedRun, training_runs
 from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
 from gradient_flow_lab.engine.train import TrainConfig, train
 
@@ -115,42 +114,75 @@ def _advance(runs: dict, stop: threading.Event) -> list[tuple[str, dict]]:
     return events
 
 
+# ---- one shared run per configuration (app/trainshare.py) ------------------------------------
+
+def _start_training(config: TrainingConfig, max_seconds: float,
+                    ) -> tuple[list[tuple[str, dict]], Callable]:
+    """The ``meta`` event of a new run and its step function (one step of every live model,
+    None once all have finished)."""
+    cells = config.cell_list
+    runs = {cell: train(engine_config(config, cell)) for cell in cells}
+    input_size, output_size = task_shape(config.task)
+    seq_len = sequence_length(config.task, config.lag)
+    regression = config.task == "adding"
+    chance = chance_level(config.task)
+    time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
+                           .round().astype(int)).tolist()
+    figures = train_figures.build(cells, regression, chance, time_steps)
+    meta = {"config": config.model_dump(), "cells": cells,
+            "input_size": input_size, "output_size": output_size,
+            "seq_len": seq_len, "chance": chance, "max_seconds": max_seconds,
+            "figures": {k: figure_json(f) for k, f in figures.items()}}
+
+    def step(stop: threading.Event) -> list[tuple[str, dict]] | None:
+        return _advance(runs, stop) if runs else None
+
+    return [("meta", meta)], step
+
+
+async def shared_training(config: Annotated[TrainingConfig, Query()],
+                          settings: Annotated[Settings, Depends(get_settings)],
+                          slots: Annotated[TrainingSlots, Depends(get_training_slots)],
+                          ) -> AsyncIterator[Callable[[], AsyncIterator[ServerSentEvent]]]:
+    """Follows the one run of this configuration: a finished one replayed, a running one joined
+    (its events so far, then live), or a new one, which takes a training slot (503 when none is
+    free) and gives it back when the run ends. Only a new run costs a slot."""
+    max_seconds = settings.max_training_seconds
+    key = f"{cache_key(config)} max_seconds={max_seconds}"
+    runs = training_runs()
+
+    def start() -> SharedRun:
+        if not slots.try_acquire():
+            raise HTTPException(
+                status_code=503, headers={"Retry-After": "30"},
+                detail=f"all {slots.limit} training slots are busy; try again in a minute")
+        try:
+            first, step = _start_training(config, max_seconds)
+        except BaseException:
+            slots.release()
+            raise
+
+        def ended(run: SharedRun) -> None:
+            slots.release()
+            runs.ended(key, run)
+
+        return SharedRun(first, step, max_seconds, ended)
+
+    async with runs.follow(key, start) as events:
+        yield events
+
+
 @router.get("/train/stream", response_class=EventSourceResponse,
-            dependencies=[Depends(training_slot)],
             responses={503: {"description": "every training slot is busy (see Retry-After)"}})
-async def train_stream(config: Annotated[TrainingConfig, Query()],
-                       settings: Annotated[Settings, Depends(get_settings)],
+async def train_stream(events: Annotated[Callable[[], AsyncIterator[ServerSentEvent]],
+                                         Depends(shared_training)],
                        ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``step`` (cell, step, loss, accuracy (absent for adding), grad_norm,
     grad_norm_clipped, time_steps, grad_norms) for each model at each step; ``diverged`` for a
-    model that blew up (the others go on); ``done`` last."""
-    max_seconds = settings.max_training_seconds
-    stop = threading.Event()
-    try:
-        cells = config.cell_list
-        runs = {cell: train(engine_config(config, cell)) for cell in cells}
-        input_size, output_size = task_shape(config.task)
-        seq_len = sequence_length(config.task, config.lag)
-        regression = config.task == "adding"
-        chance = chance_level(config.task)
-        time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
-                               .round().astype(int)).tolist()
-        figures = train_figures.build(cells, regression, chance, time_steps)
-        yield sse.event("meta", {"config": config.model_dump(), "cells": cells,
-                                 "input_size": input_size, "output_size": output_size,
-                                 "seq_len": seq_len, "chance": chance,
-                                 "max_seconds": max_seconds,
-                                 "figures": {k: figure_json(f) for k, f in figures.items()}})
-        started = time.monotonic()
-        reason = "finished"
-        while runs:
-            if time.monotonic() - started > max_seconds:
-                reason = "time limit"
-                break
-            # one step of every live model, off the event loop
-            events = await anyio.to_thread.run_sync(_advance, runs, stop)
-            for name, data in events:
-                yield sse.event(name, data)
-        yield sse.event("done", {"reason": reason, "seconds": time.monotonic() - started})
-    finally:
-        stop.set()
+    model that blew up (the others go on); ``done`` last (reason ``finished`` or ``time
+    limit``).
+
+    Identical requests share one run (``shared_training``): the same configuration and seed give
+    the same events, whoever asks and whenever."""
+    async for event in events():
+        yield event
