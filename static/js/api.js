@@ -11,20 +11,25 @@ let current = null; // the AbortController of the stream in flight
 export const PAGE_ID = Array.from(crypto.getRandomValues(new Uint8Array(12)),
   (byte) => byte.toString(16).padStart(2, "0")).join("");
 
-// A result sends each array once: later copies arrive as {"$ref": "/json/pointer"} to the first
-// (app/lean.py). Returns the document with every reference replaced by a copy of its array, so
-// the page's scripts, downloads and saved views see whole arrays.
+// A result sends each array once: later copies arrive as {"$ref": "/json/pointer"} to the first,
+// and a decade axis's customdata as its two columns, {"$pairs": [texts, values]} (app/lean.py).
+// Returns the document with every reference replaced by a copy of its array and every pair of
+// columns zipped back, so the page's scripts, downloads and saved views see whole arrays.
 export function expandRefs(document) {
   const at = (pointer) => pointer.split("/").slice(1)
     .map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"))
     .reduce((value, part) => value[part], document);
+  // References point into the document as sent: build a new one, never edit it on the way.
   const walk = (value) => {
     if (Array.isArray(value)) return value.map(walk);
     if (value === null || typeof value !== "object") return value;
     const keys = Object.keys(value);
     if (keys.length === 1 && typeof value.$ref === "string") return at(value.$ref).slice();
-    for (const key of keys) value[key] = walk(value[key]);
-    return value;
+    if (keys.length === 1 && Array.isArray(value.$pairs)) {
+      const [texts, values] = value.$pairs.map(walk);
+      return texts.map((text, i) => [text, values[i]]);
+    }
+    return Object.fromEntries(keys.map((key) => [key, walk(value[key])]));
   };
   return walk(document);
 }
