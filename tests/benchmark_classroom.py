@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -267,6 +268,47 @@ def nginx_scenario(duration):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def mixed_scenario(duration):
+    """The mixed load for ``duration`` s (10 minutes in the issue): 10 clients open the same
+    preset, 10 GET it, 10 send random configurations, 5 follow the default training run (each
+    for 20 s, then again). The server's memory every minute, with MALLOC_ARENA_MAX=2 as the
+    recipe sets it."""
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    with running_server([*UVICORN_COMMAND], env=env) as server:
+        pid = server.process.pid
+        memory = [rss_mb(pid)]
+
+        async def sample():
+            for _ in range(int(duration // 60)):
+                await asyncio.sleep(60)
+                memory.append(rss_mb(pid))
+
+        async def trainers():
+            deadline = time.monotonic() + duration
+            while time.monotonic() < deadline - 20:
+                await follow_training(server.url, 5, 1, 20)
+
+        async def everything():
+            sampler = asyncio.create_task(sample())
+            training = asyncio.create_task(trainers())
+            results = await asyncio.gather(
+                load(server.url, 10, open_preset, duration),
+                load(server.url, 10, get_preset, duration),
+                load(server.url, 10, post_random, duration))
+            await training
+            sampler.cancel()
+            return results
+
+        results = asyncio.run(everything())
+        memory.append(rss_mb(pid))
+    for name, (latencies, errors, health) in zip(
+            ("mixed: open the preset", "mixed: GET the preset", "mixed: random POST"),
+            results, strict=True):
+        row(name, 10, duration, latencies, errors, health)
+    print(f"| mixed: server memory each minute, MB | | | | | | | | "
+          f"{' → '.join(f'{m:.0f}' for m in memory)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0)
@@ -289,6 +331,8 @@ def main() -> None:
             drag_scenario()
         elif name == "nginx":
             nginx_scenario(args.duration)
+        elif name == "mixed":
+            mixed_scenario(args.duration)
 
 
 if __name__ == "__main__":
