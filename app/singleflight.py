@@ -24,10 +24,15 @@ Result = TypeVar("Result")
 class SingleFlight:
     def __init__(self) -> None:
         self._flights: dict[str, anyio.Event] = {}
+        self._waiting: dict[str, int] = {}
         self.computations = 0  # leaders started, for tests and benchmarks
 
     def in_flight(self, key: str) -> bool:
         return key in self._flights
+
+    def followed(self, key: str) -> bool:
+        """Whether anyone waits for ``key``'s computation (stopping it would waste their wait)."""
+        return self._waiting.get(key, 0) > 0
 
     async def run(self, key: str, lookup: Callable[[], Result | None],
                   compute: Callable[[], Awaitable[Result]],
@@ -45,7 +50,13 @@ class SingleFlight:
             if not waited and on_wait is not None:
                 on_wait()
             waited = True
-            await flight.wait()
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+            try:
+                await flight.wait()
+            finally:
+                self._waiting[key] -= 1
+                if not self._waiting[key]:
+                    del self._waiting[key]
         flight = self._flights[key] = anyio.Event()
         self.computations += 1
         try:

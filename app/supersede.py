@@ -5,13 +5,17 @@ older one's ``stop`` event, and the older run stops at its next progress report
 
 A slider drag thus costs about one run at a time, even when the server learns late that the
 browser dropped the older request (behind a proxy, or while it waits for the heavy lane).
+
+An older run is kept when the newer stream asks for the same result (it will follow that run)
+or when other streams wait for it (another student's page asked for the same result): stopping
+it would only make them start again.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 PAGE_HEADER = "x-gfl-page"
@@ -23,7 +27,7 @@ class LatestPerPage:
     table is bounded by the open streams."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, threading.Event] = {}
+        self._latest: dict[str, tuple[threading.Event, str]] = {}
         self._lock = threading.Lock()
         self.superseded = 0  # streams stopped by a newer one, for tests and benchmarks
 
@@ -31,23 +35,27 @@ class LatestPerPage:
         return len(self._latest)
 
     @contextmanager
-    def latest(self, page: str | None, stop: threading.Event) -> Iterator[None]:
-        """Makes ``stop`` the latest of ``page`` (stopping the previous one) while the block
-        runs. A missing or malformed page id supersedes nothing."""
+    def latest(self, page: str | None, stop: threading.Event, key: str = "",
+               followed: Callable[[str], bool] = lambda key: False) -> Iterator[None]:
+        """Makes ``stop`` (the stream computing ``key``) the latest of ``page`` while the block
+        runs, and stops the previous one unless it computes the same key or others follow it
+        (``followed(key)``). A missing or malformed page id supersedes nothing."""
         if page is None or not _PAGE_ID.fullmatch(page):
             yield
             return
         with self._lock:
             older = self._latest.get(page)
-            self._latest[page] = stop
-            if older is not None and not older.is_set():
-                older.set()
-                self.superseded += 1
+            self._latest[page] = (stop, key)
+            if older is not None:
+                older_stop, older_key = older
+                if not older_stop.is_set() and older_key != key and not followed(older_key):
+                    older_stop.set()
+                    self.superseded += 1
         try:
             yield
         finally:
             with self._lock:
-                if self._latest.get(page) is stop:
+                if self._latest.get(page, (None, ""))[0] is stop:
                     del self._latest[page]
 
 

@@ -230,10 +230,18 @@ def test_a_result_sends_no_array_twice(client, view):
         assert rows == lines
 
 
-def test_superseding_needs_a_well_formed_page_id():
+def test_superseding_needs_a_well_formed_page_id_and_spares_shared_runs():
     stop_a, stop_b = threading.Event(), threading.Event()
-    with pages.latest("x", stop_a), pages.latest("x", stop_b):
+    with pages.latest("x", stop_a, "k1"), pages.latest("x", stop_b, "k2"):
         assert not stop_a.is_set()  # too short to be a page id: ignored
-    with pages.latest("abcdefgh12", stop_a), pages.latest("abcdefgh12", stop_b):
+    with pages.latest("abcdefgh12", stop_a, "k1"), pages.latest("abcdefgh12", stop_b, "k2"):
         assert stop_a.is_set() and not stop_b.is_set()
+    stop_a, stop_b = threading.Event(), threading.Event()
+    # the newer stream asks for the same result: it will follow the older run, keep it
+    with pages.latest("abcdefgh12", stop_a, "k1"), pages.latest("abcdefgh12", stop_b, "k1"):
+        assert not stop_a.is_set()
+    # another page waits for the older run: keep it
+    with pages.latest("abcdefgh12", stop_a, "k1"), pages.latest(
+            "abcdefgh12", stop_b, "k2", followed=lambda key: key == "k1"):
+        assert not stop_a.is_set()
     assert len(pages) == 0

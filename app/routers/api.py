@@ -178,7 +178,7 @@ async def simulation_news(query: Annotated[SimulationQuery, Query()], request: R
     same page (``X-GFL-Page``) sets ``stop`` too (``app.supersede``)."""
     send, receive = anyio.create_memory_object_stream[News](math.inf)
     stop = threading.Event()
-    with pages.latest(request.headers.get(PAGE_HEADER), stop):
+    with pages.latest(request.headers.get(PAGE_HEADER), stop, cache_key(query), flights.followed):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_simulate, query, send, stop)
             try:
