@@ -245,3 +245,14 @@ def test_superseding_needs_a_well_formed_page_id_and_spares_shared_runs():
             "abcdefgh12", stop_b, "k2", followed=lambda key: key == "k1"):
         assert not stop_a.is_set()
     assert len(pages) == 0
+
+
+def test_a_cached_stream_is_indistinguishable_from_a_computed_one(client, engine_runs):
+    params = {"view": "bptt", "seq_len": 70, "truncation": 10, "num_layers": 2}
+    computed = sse_events(client.get("/api/simulate/stream", params=params))
+    runs = len(engine_runs)
+    cached = sse_events(client.get("/api/simulate/stream", params=params))
+    assert len(engine_runs) == runs
+    without_progress = lambda events: [e for e in events if e[0] != "progress"]  # noqa: E731
+    assert without_progress(cached) == without_progress(computed)
+    assert [name for name, _ in cached].count("backward") >= 20
