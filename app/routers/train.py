@@ -3,9 +3,9 @@
 Training is the one long CPU job in the app, so it is bounded three ways: by steps, by wall
 time (settings), and by how many streams may run at once (one more gets 503 + Retry-After).
 Each step runs in a worker thread; the event loop only relays events, so the rest of the app
-keeps answering. When the client goes away, the generator is cancelled at its next await and
-the ``finally`` stops the work: at most one step (well under a second) runs on; the slot is
-freed by its dependency when the response ends.
+keeps answering. Identical requests share one run (``app/trainshare.py``): the run, not each
+client, holds the training slot, and it stops (at most one step later, well under a second)
+when it finishes, hits the time limit, or its last client goes away; the slot is then freed.
 """
 
 from __future__ import annotations
