@@ -55,9 +55,14 @@ def post_many(url: str, body: dict, clients: int, timeout: float = 120) -> list[
     codes: list[int] = []
     lock = threading.Lock()
 
+    seeds = iter(range(10**6))
+
     def one() -> None:
+        # a seed of its own: identical requests would share one computation (app/singleflight)
+        with lock:
+            seed = next(seeds)
         try:
-            code = httpx.post(url, json=body, timeout=timeout).status_code
+            code = httpx.post(url, json={**body, "seed": seed}, timeout=timeout).status_code
         except httpx.HTTPError:
             code = 0
         with lock:

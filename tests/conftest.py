@@ -127,3 +127,17 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"{left_out} browser/slow tests not run: run `pytest --all` (or bash .ci/run) to "
             "include them")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_result_caches() -> Iterator[None]:
+    """Every test computes its own results: a result cached by an earlier test (perhaps with the
+    engine patched) must not answer a later one."""
+    from gradient_flow_lab.app.resultcache import result_cache
+    from gradient_flow_lab.app.trainshare import training_runs
+
+    result_cache().clear()
+    training_runs().replays.clear()
+    yield
+    result_cache().clear()
+    training_runs().replays.clear()

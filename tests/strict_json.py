@@ -8,12 +8,15 @@ import json
 import httpx
 from httpx_sse import EventSource
 
+from gradient_flow_lab.app import lean
+
 
 def strict_loads(text: str):
-    """json.loads that refuses NaN and Infinity tokens."""
+    """json.loads that refuses NaN and Infinity tokens, with the arrays a result shares
+    (``{"$ref": pointer}``, see app/lean.py) expanded, as the page's script does."""
     def refuse(token):
         raise ValueError(f"non-standard JSON token {token}")
-    return json.loads(text, parse_constant=refuse)
+    return lean.expand(json.loads(text, parse_constant=refuse))
 
 
 def strict_json(response: httpx.Response, status: int = 200):

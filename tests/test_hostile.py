@@ -181,8 +181,13 @@ def test_healthz_stays_fast_and_extra_heavy_requests_get_503_at_once():
         url = f"{server.url}/api/simulate?view={HEAVY_VIEW}"
         codes, lock = [], threading.Lock()
 
+        seeds = iter(range(1000))
+
         def heavy():
-            code = httpx.post(url, json=HEAVY, timeout=120).status_code
+            # distinct seeds: identical requests would share one computation (app/singleflight)
+            with lock:
+                seed = next(seeds)
+            code = httpx.post(url, json={**HEAVY, "seed": seed}, timeout=120).status_code
             with lock:
                 codes.append(code)
 

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from typing import Annotated
 
 import anyio
@@ -19,10 +19,19 @@ from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
-from gradient_flow_lab.app import admission, jsonsafe, progress, shutdown, sse
+from gradient_flow_lab.app import admission, jsonsafe, lean, progress, shutdown, sse
 from gradient_flow_lab.app.abandon import stop_when_gone
 from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.resultcache import (
+    MAX_AGE,
+    CachedResult,
+    cache_key,
+    etag_for,
+    result_cache,
+)
 from gradient_flow_lab.app.schemas import SimulationConfig, SimulationQuery, View
+from gradient_flow_lab.app.singleflight import SingleFlight
+from gradient_flow_lab.app.supersede import PAGE_HEADER, pages
 from gradient_flow_lab.app.views import ViewResult, build_view
 from gradient_flow_lab.app.views import bptt as bptt_view
 
@@ -42,8 +51,11 @@ WAITING = "waiting for another large network to finish"
 
 # What the worker tells the stream: ("stage", (name, fraction)), ("sweep", norms (L, T)),
 # ("partial", (name, data)),
-# ("done", (result, its strict-JSON text)) or ("error", a message for the page).
+# ("done", the CachedResult), ("error", a message for the page) or ("stopped", None) when the
+# work stopped because a newer stream from the same page superseded it.
 News = tuple[str, object]
+# Concurrent requests for the same uncached result share one computation.
+flights = SingleFlight()
 
 
 def result_document(query: SimulationQuery, result: ViewResult) -> dict:
@@ -56,8 +68,55 @@ def result_document(query: SimulationQuery, result: ViewResult) -> dict:
         "series": result.series,
         "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
     })
+    document = lean.share_arrays(document)  # no array twice: later copies refer to the first
     document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
     return document
+
+
+# ---- the result cache, shared by POST, GET and the stream ------------------------------------
+
+def cached_entry(query: SimulationQuery, result: ViewResult) -> CachedResult:
+    """What the cache keeps of a finished view: the result document and the backward events'
+    data, as the strict-JSON text that goes on the wire (a hit then does no NumPy work)."""
+    return CachedResult(jsonsafe.dumps(result_document(query, result)),
+                        tuple(_sweep_texts(result.primary.grad_norms)))
+
+
+async def obtain_result(query: SimulationQuery, request: Request) -> CachedResult | None:
+    """The result from the cache, or computed once however many ask for it at the same time.
+    None when this request's client left while it computed (the work stopped at its next
+    stage). Too many large networks waiting: HTTPException(503) at once."""
+    key, cache = cache_key(query), result_cache()
+
+    async def compute() -> CachedResult:
+        with admission.admitted(query) as turn:
+            async with stop_when_gone(request) as stop, turn:
+                entry = await anyio.to_thread.run_sync(_build_cached, query, stop)
+        cache.put(key, entry)
+        return entry
+
+    with suppress(progress.Stopped):
+        return await flights.run(key, lambda: cache.get(key), compute)
+    return None
+
+
+def _build_cached(query: SimulationQuery, stop: threading.Event) -> CachedResult:
+    """The view as the cache keeps it; raises progress.Stopped at the next stage once ``stop``
+    is set."""
+    with progress.reporting(lambda kind, value: None, stop):
+        return cached_entry(query, build_view(query.config, query.view))
+
+
+def _cache_headers(query: SimulationQuery) -> dict[str, str]:
+    return {"ETag": etag_for(cache_key(query)), "Cache-Control": f"public, max-age={MAX_AGE}"}
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison: any listed tag (W/ or not) equal to ours, or ``*``."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 async def _parse_body(request: Request, view: str) -> SimulationQuery:
@@ -95,24 +154,30 @@ async def simulate_once(request: Request,
     The body is a JSON object of configuration fields (every one optional); ``view`` says
     which page's runs, checks and figures to make."""
     query = await _parse_body(request, view)
-    document = None
-    with admission.admitted(query) as turn:  # 503 at once when too many large ones wait
-        async with stop_when_gone(request) as stop, turn:
-            with suppress(progress.Stopped):
-                document = await anyio.to_thread.run_sync(_build_once, query, stop)
-    if document is None:  # the client left: the work stopped at its next stage, nobody reads
+    entry = await obtain_result(query, request)
+    if entry is None:  # the client left: the work stopped at its next stage, nobody reads
         return Response(status_code=499)
-    return Response(document, media_type="application/json")
+    return Response(entry.document, media_type="application/json",
+                    headers=_cache_headers(query))
 
 
-def _build_once(query: SimulationQuery, stop: threading.Event) -> str:
-    """The whole result as strict-JSON text; raises progress.Stopped at the next stage once
-    ``stop`` is set."""
-    with progress.reporting(lambda kind, value: None, stop):
-        return jsonsafe.dumps(result_document(query, build_view(query.config, query.view)))
+@router.get("/simulate")
+async def simulate_get(query: Annotated[SimulationQuery, Query()],
+                       request: Request) -> Response:
+    """The same JSON as ``POST /api/simulate``, from the query string (``view`` and any
+    configuration fields), cacheable by any HTTP cache: a strong ``ETag`` (the result is a pure
+    function of the configuration, the view and the package version) and ``Cache-Control:
+    public``; ``If-None-Match`` with that tag gets 304 and no work."""
+    headers = _cache_headers(query)
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    entry = await obtain_result(query, request)
+    if entry is None:
+        return Response(status_code=499)
+    return Response(entry.document, media_type="application/json", headers=headers)
 
 
-async def simulation_news(query: Annotated[SimulationQuery, Query()],
+async def simulation_news(query: Annotated[SimulationQuery, Query()], request: Request,
                           ) -> AsyncIterator[MemoryObjectReceiveStream[News]]:
     """Starts the simulation and hands the stream what its worker thread tells, in order.
 
@@ -120,30 +185,47 @@ async def simulation_news(query: Annotated[SimulationQuery, Query()],
     exit stack in one task (an async generator that yields inside a task group cannot promise
     that). When the response ends, finished or because the client left, the waiting is
     cancelled, and the worker thread stops at its next progress report. Too many large
-    networks waiting: 503 before the stream starts."""
-    with admission.admitted(query) as turn:
+    networks waiting: 503 before the stream starts (a cached result waits for nothing). A newer
+    stream from the same page (``X-GFL-Page``) sets ``stop`` too (``app.supersede``)."""
+    key = cache_key(query)
+    cached = result_cache().get(key) is not None
+    with (nullcontext(None) if cached else admission.admitted(query)) as turn:
         send, receive = anyio.create_memory_object_stream[News](math.inf)
         stop = threading.Event()
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_simulate, query, turn, send, stop)
-            tasks.start_soon(_tell_when_stopping, send.clone(), stop)
-            try:
-                yield receive
-            finally:
-                stop.set()
-                tasks.cancel_scope.cancel()
+        with pages.latest(request.headers.get(PAGE_HEADER), stop, key, flights.followed):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_simulate, query, turn, send, stop)
+                tasks.start_soon(_tell_when_stopping, send.clone(), stop)
+                try:
+                    yield receive
+                finally:
+                    stop.set()
+                    tasks.cancel_scope.cancel()
 
 
-async def _simulate(query: SimulationQuery, turn: admission.Turn,
+async def _simulate(query: SimulationQuery, turn: admission.Turn | None,
                     send: MemoryObjectSendStream[News], stop: threading.Event) -> None:
     async with send:
         try:
-            if turn.must_wait:
-                send.send_nowait(("stage", (WAITING, 0.0)))
-            async with turn:
-                done = await anyio.to_thread.run_sync(_build_document, query, send, stop)
-            send.send_nowait(("done", done))
-        except (progress.Stopped, anyio.BrokenResourceError):
+            key, cache = cache_key(query), result_cache()
+
+            async def compute() -> CachedResult:
+                # turn is None when the result was cached as the stream began (and has since
+                # been evicted): it then runs without queueing, as one request once did.
+                if turn is not None and turn.must_wait:
+                    send.send_nowait(("stage", (WAITING, 0.0)))
+                async with turn if turn is not None else nullcontext():
+                    entry = await anyio.to_thread.run_sync(_build_document, query, send, stop)
+                cache.put(key, entry)
+                return entry
+
+            # A cached result is sent at once; one computed for another request at the same
+            # moment is waited for (single flight).
+            send.send_nowait(("done", await flights.run(key, lambda: cache.get(key), compute)))
+        except progress.Stopped:  # the client left, or a newer stream from its page took over
+            with suppress(anyio.BrokenResourceError):
+                send.send_nowait(("stopped", None))  # the stream ends without a result
+        except anyio.BrokenResourceError:
             pass  # the client left: nobody reads on
         except Exception as error:  # a bug: the page gets an `error` event, the log the rest
             logger.exception("simulation failed: %s", query.model_dump())
@@ -162,17 +244,16 @@ async def _tell_when_stopping(send: MemoryObjectSendStream[News], stop: threadin
 
 
 def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
-                    stop: threading.Event) -> tuple[ViewResult, str]:
-    """The view and its strict-JSON text, both made in the worker thread, which tells the
-    stream how far it got and stops (progress.Stopped) at its next report once ``stop`` is
-    set."""
+                    stop: threading.Event) -> CachedResult:
+    """The view as the cache keeps it, made in the worker thread, which tells the stream how far
+    it got and stops (progress.Stopped) at its next report once ``stop`` is set."""
     def tell(kind: str, value: object) -> None:
         anyio.from_thread.run_sync(send.send_nowait, (kind, value))
 
     with progress.reporting(tell, stop):
         result = build_view(query.config, query.view)
         progress.report("writing the result", 0.95)
-        return result, jsonsafe.dumps(result_document(query, result))
+        return cached_entry(query, result)
 
 
 @router.get("/simulate/stream", response_class=EventSourceResponse)
@@ -203,12 +284,15 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
             told: list[News] = []
             # Sleep until there is news, or until a stage that arrived too early to show is due.
             with anyio.move_on_at(math.inf if stage is None else started + PROGRESS_EVERY):
-                told.append(await news.receive())
+                try:
+                    told.append(await news.receive())
+                except anyio.EndOfStream:  # stopped: a newer stream from this page took over
+                    return
             told += _already_told(news)
             for kind, value in told:
                 if kind == "sweep":
-                    for event in _sweep_events(value):
-                        yield event
+                    for text in _sweep_texts(value):
+                        yield sse.raw_event("backward", text)
                     sweep_sent = True
                 elif kind == "stage":
                     stage = value
@@ -220,17 +304,18 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
                 elif kind == "error":
                     yield sse.event("error", {"message": value})
                     return
+                elif kind == "stopped":  # a newer stream from this page took over
+                    return
             # A quick run shows no stages (they would only flicker past).
             if (stage is not None and done is None
                     and anyio.current_time() - started >= PROGRESS_EVERY):
                 name, fraction = stage
                 stage = None
                 yield sse.event("progress", {"stage": name, "fraction": round(fraction, 3)})
-    result, document = done
-    if not sweep_sent:  # a view that did not hand its sweep over early
-        for event in _sweep_events(result.primary.grad_norms):
-            yield event
-    yield sse.raw_event("result", document)
+    if not sweep_sent:  # a cached result, or a view that did not hand its sweep over early
+        for text in done.backward:
+            yield sse.raw_event("backward", text)
+    yield sse.raw_event("result", done.document)
 
 
 def _meta(query: SimulationQuery) -> dict:
@@ -251,12 +336,12 @@ def _already_told(news: MemoryObjectReceiveStream[News]) -> list[News]:
             return told
 
 
-def _sweep_events(norms: np.ndarray) -> Iterator[ServerSentEvent]:
-    """``backward`` events of ||d loss / d h_t|| (L, T), in about STREAM_CHUNKS time-ordered
-    pieces from t = T-1 down to 0."""
+def _sweep_texts(norms: np.ndarray) -> Iterator[str]:
+    """The data of the ``backward`` events of ||d loss / d h_t|| (L, T), strict JSON, in about
+    STREAM_CHUNKS time-ordered pieces from t = T-1 down to 0."""
     seq_len = norms.shape[1]
     size = max(1, -(-seq_len // STREAM_CHUNKS))
     for stop in range(seq_len, 0, -size):
         steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
         yield sse.event("backward", {"steps": steps, "norms": norms[:, steps].T,
-                                     "seq_len": seq_len})
+                                     "seq_len": seq_len}).raw_data

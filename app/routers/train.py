@@ -3,9 +3,9 @@
 Training is the one long CPU job in the app, so it is bounded three ways: by steps, by wall
 time (settings), and by how many streams may run at once (one more gets 503 + Retry-After).
 Each step runs in a worker thread; the event loop only relays events, so the rest of the app
-keeps answering. When the client goes away, the generator is cancelled at its next await and
-the ``finally`` stops the work: at most one step (well under a second) runs on; the slot is
-freed by its dependency when the response ends.
+keeps answering. Identical requests share one run (``app/trainshare.py``): the run, not each
+client, holds the training slot, and it stops (at most one step later, well under a second)
+when it finishes, hits the time limit, or its last client goes away; the slot is then freed.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from typing import Annotated
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
@@ -28,16 +27,18 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from gradient_flow_lab.app import shutdown, sse
 from gradient_flow_lab.app.figures import train as train_figures
 from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.resultcache import cache_key
 from gradient_flow_lab.app.schemas import TrainingConfig
 from gradient_flow_lab.app.settings import Settings, get_settings
+from gradient_flow_lab.app.trainshare import SharedRun, training_runs
 from gradient_flow_lab.engine.io import save_safetensors
 from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
 from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
-MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
-RETRY_AFTER_SECONDS = 30
 logger = logging.getLogger(__name__)
+RETRY_SECONDS = 30  # the Retry-After of a 503, and what its message says
+MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
 
 
 class TrainingSlots:
@@ -78,9 +79,9 @@ async def training_slot(slots: Annotated[TrainingSlots, Depends(get_training_slo
     ends, however it ends (finished, or the client gone before the first byte)."""
     if not slots.try_acquire():
         raise HTTPException(
-            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
             detail=f"all {slots.limit} training slots are busy; try again in "
-                   f"{RETRY_AFTER_SECONDS} seconds")
+                   f"{RETRY_SECONDS} seconds")
     try:
         yield
     finally:
@@ -151,6 +152,8 @@ def download_trained(key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> Re
 
 
 def _advance(runs: dict, stop: threading.Event, final: dict) -> list[tuple[str, dict]]:
+    """One step of every live model; ``final`` keeps each model's parameters after its latest
+    good step (what the trained-model download serves)."""
     events = []
     for cell in list(runs):
         if stop.is_set():
@@ -169,57 +172,94 @@ def _advance(runs: dict, stop: threading.Event, final: dict) -> list[tuple[str, 
     return events
 
 
+# ---- one shared run per configuration (app/trainshare.py) ------------------------------------
+
+def _start_training(config: TrainingConfig, max_seconds: float,
+                    ) -> tuple[list[tuple[str, dict]], Callable, Callable[[], dict]]:
+    """The ``meta`` event of a new run, its step function (one step of every live model, None
+    once all have finished) and what its ``done`` event adds: a download link per model."""
+    cells = config.cell_list
+    runs = {cell: train(engine_config(config, cell)) for cell in cells}
+    input_size, output_size = task_shape(config.task)
+    seq_len = sequence_length(config.task, config.lag)
+    regression = config.task == "adding"
+    chance = chance_level(config.task)
+    time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
+                           .round().astype(int)).tolist()
+    figures = train_figures.build(cells, regression, chance, time_steps)
+    meta = {"config": config.model_dump(), "cells": cells,
+            "input_size": input_size, "output_size": output_size,
+            "seq_len": seq_len, "chance": chance, "max_seconds": max_seconds,
+            "figures": {k: figure_json(f) for k, f in figures.items()}}
+
+    final: dict[str, dict] = {}  # cell -> the parameters after its last good step
+
+    def step(stop: threading.Event) -> list[tuple[str, dict]] | None:
+        return _advance(runs, stop, final) if runs else None
+
+    def downloads() -> dict:
+        return {"downloads": {cell: f"/api/train/model/{trained.put(cell, params)}"
+                              for cell, params in final.items()}}
+
+    return [("meta", meta)], step, downloads
+
+
+async def shared_training(config: Annotated[TrainingConfig, Query()],
+                          settings: Annotated[Settings, Depends(get_settings)],
+                          slots: Annotated[TrainingSlots, Depends(get_training_slots)],
+                          ) -> AsyncIterator[Callable[[], AsyncIterator[ServerSentEvent]]]:
+    """Follows the one run of this configuration: a finished one replayed, a running one joined
+    (its events so far, then live), or a new one, which takes a training slot (503 when none is
+    free) and gives it back when the run ends. Only a new run costs a slot."""
+    max_seconds = settings.max_training_seconds
+    key = f"{cache_key(config)} max_seconds={max_seconds}"
+    runs = training_runs()
+
+    def start() -> SharedRun:
+        if not slots.try_acquire():
+            raise HTTPException(
+                status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
+                detail=f"all {slots.limit} training slots are busy; try again in "
+                       f"{RETRY_SECONDS} seconds")
+        try:
+            first, step, done_extra = _start_training(config, max_seconds)
+        except BaseException:
+            slots.release()
+            raise
+
+        def ended(run: SharedRun) -> None:
+            slots.release()
+            runs.ended(key, run)
+
+        return SharedRun(first, step, max_seconds, ended, done_extra)
+
+    async with runs.follow(key, start) as events:
+        yield events
+
+
 @router.get("/train/stream", response_class=EventSourceResponse,
-            dependencies=[Depends(training_slot)],
             responses={503: {"description": "every training slot is busy (see Retry-After)"}})
 async def train_stream(config: Annotated[TrainingConfig, Query()],
-                       settings: Annotated[Settings, Depends(get_settings)],
+                       events: Annotated[Callable[[], AsyncIterator[ServerSentEvent]],
+                                         Depends(shared_training)],
                        ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``meta``; ``step`` (cell, step, loss, accuracy (absent for adding), grad_norm,
     grad_norm_clipped, time_steps, grad_norms) for each model at each step; ``diverged`` for a
-    model that blew up (the others go on); ``done`` last, or ``error`` (a message) when the
-    training failed or the server is stopping. A client that stops reading is cut off after a
-    few seconds (app/edge.py), which ends the run and frees its slot."""
-    max_seconds = settings.max_training_seconds
-    stop = threading.Event()
-    final: dict[str, dict] = {}  # cell -> the parameters after its last step
+    model that blew up (the others go on); ``done`` last (reason ``finished`` or ``time
+    limit``, and a download link per trained model), or ``error``.
+
+    A client that stops reading is cut off after a few seconds (app/edge.py); a failing step or
+    a server that is stopping ends the stream with ``error`` and a message.
+
+    Identical requests share one run (``shared_training``): the same configuration and seed give
+    the same events, whoever asks and whenever."""
     try:
-        cells = config.cell_list
-        runs = {cell: train(engine_config(config, cell)) for cell in cells}
-        input_size, output_size = task_shape(config.task)
-        seq_len = sequence_length(config.task, config.lag)
-        regression = config.task == "adding"
-        chance = chance_level(config.task)
-        time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
-                               .round().astype(int)).tolist()
-        figures = train_figures.build(cells, regression, chance, time_steps)
-        yield sse.event("meta", {"config": config.model_dump(), "cells": cells,
-                                 "input_size": input_size, "output_size": output_size,
-                                 "seq_len": seq_len, "chance": chance,
-                                 "max_seconds": max_seconds,
-                                 "figures": {k: figure_json(f) for k, f in figures.items()}})
-        started = time.monotonic()
-        reason = "finished"
-        while runs:
-            if time.monotonic() - started > max_seconds:
-                reason = "time limit"
-                break
+        async for event in events():
             if shutdown.is_stopping():
                 yield sse.event("error", {"message": shutdown.MESSAGE})
                 return
-            # one step of every live model, off the event loop
-            try:
-                events = await anyio.to_thread.run_sync(_advance, runs, stop, final)
-            except Exception as error:  # a bug: the page gets words, the log the traceback
-                logger.exception("training failed: %s", config.model_dump())
-                yield sse.event("error", {"message": f"the training failed on the server "
-                                                     f"({type(error).__name__}: {error})"})
-                return
-            for name, data in events:
-                yield sse.event(name, data)
-        downloads = {cell: f"/api/train/model/{trained.put(cell, params)}"
-                     for cell, params in final.items()}
-        yield sse.event("done", {"reason": reason, "seconds": time.monotonic() - started,
-                                 "downloads": downloads})
-    finally:
-        stop.set()
+            yield event
+    except Exception as error:  # a bug: the page gets words, the log the traceback
+        logger.exception("training failed: %s", config.model_dump())
+        yield sse.event("error", {"message": f"the training failed on the server "
+                                             f"({type(error).__name__}: {error})"})

@@ -24,10 +24,10 @@ export async function errorMessage(response) {
 // Fetches `url` and calls onEvent(name, data) for every event of the stream, in order: `name`
 // is its `event:` field ("message" without one), `data` its data lines joined by "\n". Resolves
 // when the server ends the stream; rejects with a StreamError when the answer is not 2xx, and
-// with an AbortError when `signal` aborts.
-export async function readStream(url, onEvent, { signal } = {}) {
+// with an AbortError when `signal` aborts. `headers` are sent with the request.
+export async function readStream(url, onEvent, { signal, headers = {} } = {}) {
   const response = await fetch(url, {
-    signal, cache: "no-store", headers: { Accept: "text/event-stream" } });
+    signal, cache: "no-store", headers: { ...headers, Accept: "text/event-stream" } });
   if (!response.ok) throw new StreamError(await errorMessage(response), response.status);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = eventParser(onEvent);
