@@ -15,8 +15,8 @@ NAV_LINKS: tuple[tuple[str, str], ...] = (
     ("/bptt", "BPTT"),
     ("/cells", "Cells"),
     ("/compare", "Compare"),
-    ("/chaos", "Edge of chaos"),
-    ("/train", "Training lab"),
+    ("/chaos", "Chaos"),
+    ("/train", "Train"),
     ("/lesson", "Lesson"),
     ("/models", "Your model"),
 )

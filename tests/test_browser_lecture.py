@@ -22,6 +22,7 @@ MAIN = {
     "bptt": ("#fig-unrolled", "#step-slider"),
     "cells": ("#fig-gradients", "#ctl-forget_bias"),
     "compare": ("#fig-grad_norms", "#ctl-weight_scale"),
+    "chaos": ("#fig-slope", "#ctl-weight_scale"),
     "train": ("#fig-accuracy", "#start"),
 }
 
@@ -60,6 +61,32 @@ def test_main_plot_and_its_control_share_the_first_screen(projector, name):
     header = page.locator(".site-header").bounding_box()
     assert header["height"] < 60, "the header stays one line"
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+
+
+# Each nav link's box, the part of the nav that shows (it scrolls sideways when too narrow, which
+# would hide the last links) and where the projector button starts.
+NAV_BOXES = """() => {
+  const box = (e) => e.getBoundingClientRect();
+  const nav = document.querySelector('.site-header nav');
+  return { links: [...nav.querySelectorAll('a')].map((a) => [a.textContent.trim(), box(a).left,
+                                                               box(a).right, box(a).top]),
+           nav: [box(nav).left, box(nav).right],
+           toggle: box(document.getElementById('present-toggle')).left };
+}"""
+
+
+@pytest.mark.parametrize("query", ["", "?present=1"])
+def test_every_nav_link_is_fully_visible_on_one_header_line(projector, query):
+    page = projector
+    page.goto(f"{page.base_url}/chaos{query}")
+    boxes = page.evaluate(NAV_BOXES)
+    assert len(boxes["links"]) == 10
+    nav_left, nav_right = boxes["nav"]
+    assert nav_right <= boxes["toggle"] and boxes["toggle"] < VIEWPORT["width"]
+    for label, left, right, _ in boxes["links"]:
+        assert nav_left <= left and right <= nav_right <= VIEWPORT["width"], (label, boxes)
+    assert len({round(top) for *_, top in boxes["links"]}) == 1, "one line"
+    assert page.locator(".site-header").bounding_box()["height"] < 60
 
 
 def test_home_shows_the_page_cards_on_the_first_screen(projector):

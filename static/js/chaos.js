@@ -66,8 +66,9 @@ function showResult(result) {
   lastResult = result;
   resultArrived(page);
   forgetBlock.hidden = !result.figures.phase_forget_bias;
-  const rendered = applyFigures(result.figures);
+  // The verdict first: the main plot is fitted to the room left under it.
   showSummary(result.summary);
+  const rendered = applyFigures(result.figures);
   showChecks(checksList, result.checks);
   enableButtons(".figure-downloads button, #download-view");
   markRendered(page, rendered);

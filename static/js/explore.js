@@ -176,8 +176,9 @@ function showResult(result) {
   lastResult = result;
   resultArrived(page);
   fillLayerOptions(result.config.num_layers);
-  const rendered = applyFigures(shownFigures(result));
+  // The status first: the main plot is fitted to the room left under it.
   showSummary(result.summary);
+  const rendered = applyFigures(shownFigures(result));
   showChecks(checksList, result.checks);
   enableButtons(".figure-downloads button, #download-view");
   const shown = run;
