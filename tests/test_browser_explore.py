@@ -236,8 +236,12 @@ def test_a_slow_older_run_never_overwrites_a_newer_one(page):
     wait_rendered(page)
     # The long run is over for the page once its stream is closed or its result is in; only
     # then could a stale result have been drawn.
-    page.wait_for_function("""() => window.__streams.some((s) => s.url.includes('seq_len=1000')
-        && (s.ended || s.events.some((e) => e.name === 'result')))""", timeout=30_000)
+    # (On a loaded machine the throttle may fold the long move into the short one: then no long
+    # run was ever asked for, and nothing stale can arrive.)
+    page.wait_for_function("""() => {
+        const long = window.__streams.filter((s) => s.url.includes('seq_len=1000'));
+        return long.every((s) => s.ended || s.events.some((e) => e.name === 'result'));
+      }""", timeout=60_000)
     wait_rendered(page)
     lengths = page.evaluate("""() => ({
       grad_norms: document.getElementById('fig-grad_norms').data[0].x.length,
