@@ -29,7 +29,9 @@ def parse_args(argv: Sequence[str] | None = None,
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Serve Gradient Flow Lab, an interactive visualiser of gradient flow in RNNs.",
-        epilog="Also read from the environment: GFL_MAX_TRAINING (training streams at once, "
+        epilog="`gradient-flow-lab report MODEL -o report.html` writes an uploaded model's health "
+               "report instead (see `gradient-flow-lab report --help`). "
+               "Also read from the environment: GFL_MAX_TRAINING (training streams at once, "
                f"now {defaults.max_training}) and GFL_MAX_TRAINING_SECONDS (time limit of one "
                f"training, now {defaults.max_training_seconds:g} s).",
     )
@@ -149,6 +151,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         # A bad environment variable is the user's to fix: one line, no traceback.
         sys.exit(f"{PROG}: {describe_errors(error)}")
     args = parse_args(argv, settings)
+    # The lesson file (GFL_LESSON_FILE may name a lecturer's own) is checked before anything
+    # starts: a bad one is one line naming the step and field, not a traceback after "running".
+    from gradient_flow_lab.app.lesson import LessonError, lesson
+
+    try:
+        lesson()
+    except (LessonError, OSError) as error:
+        sys.exit(f"{PROG}: the lesson file: {error}")
     # uvicorn is imported in _serve, so that --help stays fast and starts nothing.
     _serve(args.host, args.port, args.workers)
 

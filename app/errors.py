@@ -4,6 +4,7 @@ scripts, and a 500 that says what happened in words."""
 from __future__ import annotations
 
 import math
+import typing
 
 import anyio
 from fastapi import Request
@@ -40,12 +41,20 @@ def _allowed(name: str, model: type[BaseModel] = SimulationQuery) -> str | None:
         high = getattr(meta, "le", high)
     if low is not None and high is not None:
         if above:
-            return f"above {low:g} and at most {high:g}"
-        return f"between {low:g} and {high:g}"
-    choices = getattr(field.annotation, "__args__", None)
-    if choices:
-        return "one of " + ", ".join(map(str, choices))
+            return f"above {_number(low)} and at most {_number(high)}"
+        return f"between {_number(low)} and {_number(high)}"
+    if typing.get_origin(field.annotation) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(field.annotation)))
+    if name == "model":  # an uploaded model's id
+        return "the 64-hex-digit id of an uploaded model (the SHA-256 of its file)"
     return None
+
+
+def _number(value: float) -> str:
+    """1000, 2147483647, 0.01, 1e+06: whole numbers in full up to ten digits."""
+    if float(value).is_integer() and abs(value) < 1e10:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _safe_input(value: object) -> object:

@@ -35,6 +35,8 @@ SIGN_THRESHOLD = 0.02
 RATE_THRESHOLD = 0.1
 RATE_TOLERANCE = 0.25
 EDGE = 0.01  # |λ₁| below this: "near the edge of chaos"
+# Fewer averaged steps than this: λ₁ is a number, but one too short-lived to predict anything.
+MIN_STEPS_TO_PREDICT = 10
 
 
 def largest_exponent(sim: Simulation) -> float:
@@ -55,8 +57,12 @@ def not_past_overflow(sim: Simulation, exponents: np.ndarray) -> np.ndarray:
     return np.full(np.shape(exponents), np.nan)
 
 
-def prediction(largest: float) -> str:
-    """What λ₁ says about the gradient going back in time, in words."""
+def prediction(largest: float, steps: int | None = None) -> str:
+    """What λ₁ (averaged over ``steps`` steps) says about the gradient going back, in words."""
+    if steps is not None and steps < MIN_STEPS_TO_PREDICT and not np.isneginf(largest):
+        return (f"no prediction: λ₁ is averaged over {steps} step{'s' if steps != 1 else ''}, "
+                f"too few (under {MIN_STEPS_TO_PREDICT}) to say whether the gradient vanishes "
+                "or explodes")
     if np.isneginf(largest):
         return "cut to zero: some step maps every direction to 0 (λ₁ = −∞)"
     if not np.isfinite(largest):
@@ -69,14 +75,14 @@ def prediction(largest: float) -> str:
     return f"chaotic: the gradient explodes going back ({words})"
 
 
-def exponent_summary(largest: float) -> dict:
+def exponent_summary(largest: float, steps: int | None = None) -> dict:
     """The fields /explore and /chaos add to their summary for λ₁ (null plus a flag for -inf)."""
     return {
         "lyapunov_largest": largest if np.isfinite(largest) else None,
         "lyapunov_minus_infinity": bool(np.isneginf(largest)),
         "lyapunov_factor_per_step": float(np.exp(largest)) if not np.isnan(largest) else None,
         "lyapunov_decades_per_step": largest / LN10 if np.isfinite(largest) else None,
-        "lyapunov_prediction": prediction(largest),
+        "lyapunov_prediction": prediction(largest, steps),
     }
 
 
@@ -217,7 +223,7 @@ def view(config: SimulationConfig) -> ViewResult:
     report("figures", 0.92)
     checks = chaos_checks(sim, largest)
     summary = summarize(sim)
-    summary.update(exponent_summary(largest))
+    summary.update(exponent_summary(largest, T - warmup))
     summary.update({
         "lyapunov_k": plan.k, "state_size": plan.state_size, "warmup": warmup,
         "steps_averaged": T - warmup, "phase_grid": list(plan.grid),

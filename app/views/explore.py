@@ -21,7 +21,8 @@ def view(config: SimulationConfig) -> ViewResult:
     checks = paper_checks(sim)
     summary = summarize(sim)
     # λ₁ of the top layer (k = 1, O(T G H^2)) and what its sign says about the gradient
-    summary.update(exponent_summary(largest_exponent(sim)))
+    T = sim.trace.seq_len  # λ₁ is averaged over the steps after a warm-up of T // 10
+    summary.update(exponent_summary(largest_exponent(sim), T - T // 10))
     report("figures", 0.8)
     return ViewResult(
         primary=sim,

@@ -158,7 +158,8 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
         "horizon": [{"layer": h.layer, "factor": h.factor, "horizon": h.horizon,
                      "observed": h.observed, "meaning": _horizon_sentence(h, trace.seq_len)}
                     for h in horizons],
-        "lyapunov": [{"layer": layer, **chaos_view.exponent_summary(float(largest))}
+        "lyapunov": [{"layer": layer, **chaos_view.exponent_summary(
+                          float(largest), trace.seq_len - trace.seq_len // 10)}
                      for layer, largest in enumerate(exponents)],
         "loss": trace.loss,
         "checks": paper_checks(sim) if finite else [{

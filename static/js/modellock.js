@@ -3,7 +3,7 @@
 // locks them, and, when the server no longer holds the model, says so and offers to upload it
 // again. Every page script imports this module with one line.
 
-const SIMULATION_PAGES = ["/explore", "/bptt", "/cells", "/compare"];
+const SIMULATION_PAGES = ["/explore", "/bptt", "/cells", "/compare", "/chaos"];
 const id = SIMULATION_PAGES.includes(window.location.pathname)
   ? new URLSearchParams(window.location.search).get("model") : null;
 
