@@ -104,7 +104,7 @@ def test_same_seed_same_numbers_different_seed_different(client):
     ("num_layers", 9, "between 1 and 4"),
     ("weight_scale", -1, "between 0 and 10"),
     ("weight_scale", "abc", "between 0 and 10"),
-    ("clip", -0.5, "between 0 and 1e+06"),
+    ("clip", -0.5, "between 0 and 1000000"),
     ("cell", "transformer", "one of rnn, lstm, gru"),
     ("loss_at", "middle", "one of last, all"),
     ("seed", -1, "between 0 and"),
