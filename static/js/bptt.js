@@ -4,7 +4,7 @@
 // the animation.
 
 import { throttle } from "./api.js";
-import { PLOT_CONFIG, applyFigures, figureToCsv } from "./plots.js";
+import { PLOT_CONFIG, applyFigures, figureToCsv, presentLayout } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
 import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
@@ -71,6 +71,8 @@ function skeleton(seqLen, layers, columns) {
     marker: { size, color: x.map(() => null), colorscale: "Viridis", opacity: DIM,
               line: { width: 0.8, color: "#333333" } },
   }];
+  // projector mode restyles the placeholder as it does every figure from the server
+  if (document.body.classList.contains("present")) presentLayout(layout, data);
   return window.Plotly.react(unrolled, data, layout, PLOT_CONFIG);
 }
 
