@@ -100,7 +100,8 @@ def test_a_long_comparison_says_which_cell_it_is_running(page):
       };
     """)
     # The largest comparison the work budget allows: over a second of NumPy here.
-    page.goto(page.base_url + "/compare?seq_len=1000&hidden_size=176")
+    # (a seed no other test uses: a result cached by the server would arrive with no stages)
+    page.goto(page.base_url + "/compare?seq_len=1000&hidden_size=176&seed=90210")
     wait_rendered(page)
     sent = [stage for stage in page.evaluate("() => window.__sent") if stage != "starting"]
     shown = page.evaluate("() => window.__shown")
@@ -108,5 +109,8 @@ def test_a_long_comparison_says_which_cell_it_is_running(page):
     assert set(sent) <= {"rnn: forward and backward pass", "lstm: forward and backward pass",
                          "gru: forward and backward pass", "figures", "writing the result",
                          "waiting for another large network to finish"}, sent
-    assert [f"computing: {stage}…" for stage in sent] == shown
+    # Shown in the order sent; two stages that arrive in one network chunk are drawn in one
+    # task, so only the later can be seen, hence a subsequence (and at least one of them).
+    expected = iter(f"computing: {stage}…" for stage in sent)
+    assert shown and all(text in expected for text in shown), (sent, shown)
     assert page.locator("#status").inner_text().startswith("Done")
