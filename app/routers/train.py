@@ -71,21 +71,11 @@ def get_training_slots(settings: Annotated[Settings, Depends(get_settings)]) -> 
     return _slots_for(settings.max_training)
 
 
-async def training_slot(slots: Annotated[TrainingSlots, Depends(get_training_slots)],
-                        ) -> AsyncIterator[None]:
-    """Holds one slot for the whole response, or answers 503 before anything is streamed.
-
-    A dependency with ``yield`` is released by the request's own exit stack after the response
-    ends, however it ends (finished, or the client gone before the first byte)."""
-    if not slots.try_acquire():
-        raise HTTPException(
-            status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
-            detail=f"all {slots.limit} training slots are busy; try again in "
-                   f"{RETRY_SECONDS} seconds")
-    try:
-        yield
-    finally:
-        slots.release()
+def slots_busy(slots: TrainingSlots) -> HTTPException:
+    """The 503 for a training that finds every slot taken; its text agrees with Retry-After."""
+    return HTTPException(
+        status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
+        detail=f"all {slots.limit} training slots are busy; try again in {RETRY_SECONDS} seconds")
 
 
 def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
@@ -217,10 +207,7 @@ async def shared_training(config: Annotated[TrainingConfig, Query()],
 
     def start() -> SharedRun:
         if not slots.try_acquire():
-            raise HTTPException(
-                status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
-                detail=f"all {slots.limit} training slots are busy; try again in "
-                       f"{RETRY_SECONDS} seconds")
+            raise slots_busy(slots)
         try:
             first, step, done_extra = _start_training(config, max_seconds)
         except BaseException:
