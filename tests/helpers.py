@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -123,3 +124,25 @@ def wait_idle(pid: int, timeout: float, quiet: float = 0.3) -> None:
         return now - last[1] >= quiet
 
     wait_until(quiet_long_enough, timeout, f"process {pid} is still busy", interval=0.05)
+
+
+def run_async(function, *args):
+    """``anyio.run(function, *args)`` in a thread of its own, returning its result or raising its
+    error. The browser tests' session-wide Playwright (its sync API) keeps an event loop running
+    in the main thread, where a second one cannot start."""
+    import anyio
+
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = anyio.run(function, *args)
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

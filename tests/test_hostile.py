@@ -27,6 +27,7 @@ from tests.helpers import (
     CONSOLE_COMMAND,
     cpu_seconds,
     healthy,
+    run_async,
     running_server,
     wait_idle,
     wait_until,
@@ -170,7 +171,7 @@ def test_the_bytes_in_flight_are_bounded_first_come_first_served():
         assert order == ["a", "b", "c"]
         assert budget.used == 0
 
-    anyio.run(scenario)
+    run_async(scenario)
 
 
 # --- starvation and admission, with a real process --------------------------------------------

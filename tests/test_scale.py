@@ -19,6 +19,7 @@ from gradient_flow_lab.app.routers import api
 from gradient_flow_lab.app.settings import Settings, get_settings
 from gradient_flow_lab.app.supersede import pages
 from gradient_flow_lab.app.trainshare import training_runs
+from tests.helpers import run_async
 from tests.strict_json import sse_events, strict_loads
 
 SMALL_TRAINING = {"cells": "rnn,gru", "lag": 5, "steps": 30, "hidden_size": 8,
@@ -109,7 +110,7 @@ def test_two_identical_requests_at_once_share_one_computation(engine_runs, monke
             return answers
 
     before = api.flights.computations
-    answers = anyio.run(main)
+    answers = run_async(main)
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert api.flights.computations - before == 1
     single = len(engine_runs)
@@ -137,7 +138,7 @@ def test_identical_training_streams_follow_one_run_and_take_one_slot():
                     tasks.start_soon(ask)
                 return answers
 
-        first, second = anyio.run(main)
+        first, second = run_async(main)
         assert (first.status_code, second.status_code) == (200, 200)
         assert runs.started - started == 1
         one, two = sse_events(first), sse_events(second)
@@ -145,7 +146,7 @@ def test_identical_training_streams_follow_one_run_and_take_one_slot():
         assert one[-1][0] == "done" and one[-1][1]["reason"] == "finished"
         assert sum(name == "step" for name, _ in one) == 2 * SMALL_TRAINING["steps"]
         # finished: replayed to a later client without a new run
-        later = anyio.run(_get_training)
+        later = run_async(_get_training)
         assert sse_events(later) == one and runs.started - started == 1
         assert not runs.live
     finally:
@@ -190,7 +191,7 @@ def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch):
             return answers["older"], answers["newer"], ended["older"] - began
 
     superseded = pages.superseded
-    older, newer, older_seconds = anyio.run(main)
+    older, newer, older_seconds = run_async(main)
     assert pages.superseded - superseded == 1
     assert finished == [21], "the superseded run computed to the end"
     assert older_seconds < 1.5, f"the older stream ran {older_seconds:.1f} s"
