@@ -191,16 +191,24 @@ async def simulation_news(query: Annotated[SimulationQuery, Query()], request: R
     cached = result_cache().get(key) is not None
     with (nullcontext(None) if cached else admission.admitted(query)) as turn:
         send, receive = anyio.create_memory_object_stream[News](math.inf)
+        watcher = send.clone()
         stop = threading.Event()
-        with pages.latest(request.headers.get(PAGE_HEADER), stop, key, flights.followed):
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_simulate, query, turn, send, stop)
-                tasks.start_soon(_tell_when_stopping, send.clone(), stop)
-                try:
-                    yield receive
-                finally:
-                    stop.set()
-                    tasks.cancel_scope.cancel()
+        try:
+            with pages.latest(request.headers.get(PAGE_HEADER), stop, key, flights.followed):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(_simulate, query, turn, send, stop)
+                    tasks.start_soon(_tell_when_stopping, watcher, stop)
+                    try:
+                        yield receive
+                    finally:
+                        stop.set()
+                        tasks.cancel_scope.cancel()
+        finally:
+            # Every task has ended here. A stream that never started reading, or a task
+            # cancelled before it ran, leaves its end open: closed now, not by the garbage
+            # collector (whose ResourceWarning surfaces at random later).
+            for end in (send, watcher, receive):
+                end.close()
 
 
 async def _simulate(query: SimulationQuery, turn: admission.Turn | None,
