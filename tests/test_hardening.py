@@ -59,6 +59,8 @@ def test_one_training_stream_too_many_gets_503_with_retry_after(client):
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
     assert "slots" in response.json()["detail"]
+    # the text says the same wait as the header
+    assert f"{response.headers['retry-after']} seconds" in response.json()["detail"]
 
 
 def test_a_client_that_leaves_stops_its_training_within_a_second(live_server):

@@ -109,17 +109,6 @@ def test_the_budget_422_of_a_post_points_at_the_body(client):
     assert stream.json()["detail"][0]["loc"] == ["query"]
 
 
-def test_a_503_says_the_same_wait_as_its_retry_after(client):
-    client.app.dependency_overrides[train_router.get_training_slots] = (
-        lambda: train_router.TrainingSlots(0))
-    try:
-        response = client.get("/api/train/stream?steps=1")
-    finally:
-        client.app.dependency_overrides.clear()
-    assert response.status_code == 503
-    assert f"{response.headers['retry-after']} seconds" in response.json()["detail"]
-
-
 def test_a_full_heavy_queue_answers_503_at_once_and_light_requests_still_run(client,
                                                                             monkeypatch):
     monkeypatch.setattr(admission.heavy_lane, "admitted", 1 + admission.MAX_QUEUED_HEAVY)
