@@ -95,3 +95,12 @@ def to_strict(value: Any) -> tuple[Any, dict[str, int]]:
 def dumps(value: Any) -> str:
     """Strict JSON text; raises if a non-finite number slipped through."""
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def event_text(data: dict[str, Any]) -> str:
+    """The data line of a Server-Sent Event: ``data`` in strict JSON, with ``nonfinite`` listing
+    the nulled values (app/sse.py; the engine's processes make these texts too)."""
+    clean, nonfinite = to_strict(data)
+    if nonfinite:
+        clean["nonfinite"] = nonfinite
+    return dumps(clean)

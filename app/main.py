@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
@@ -31,6 +32,7 @@ from gradient_flow_lab.app.routers import (
 )
 from gradient_flow_lab.app.security import MAX_BODY_BYTES
 from gradient_flow_lab.app.settings import get_settings
+from gradient_flow_lab.app.workers import engine_pool
 
 # BLAS threads per process while the app runs. The engine's matrices are small (H <= 256), so
 # extra BLAS threads add no speed, while every request already runs in a thread of its own:
@@ -46,8 +48,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.dependency_overrides.get(get_settings, get_settings)()
     logfilter.install()
     shutdown.watch_signals()  # streams say "stopping" before the server waits for them
-    with threadpool_limits(limits=BLAS_THREADS):
-        yield
+    pool = engine_pool()
+    await anyio.to_thread.run_sync(pool.start)  # the first requests wait for no process
+    try:
+        with threadpool_limits(limits=BLAS_THREADS):
+            yield
+    finally:
+        pool.close()
 
 
 def create_app() -> FastAPI:

@@ -116,6 +116,12 @@ class ModelStore:
                    max_total_bytes=settings.model_store_bytes,
                    max_count=settings.model_store_count)
 
+    def spec(self) -> dict:
+        """What makes this store (its directory and bounds): an engine process given it reads
+        the same store as the server (``use_store``)."""
+        return {"directory": str(self.directory), "max_file_bytes": self.max_file_bytes,
+                "max_total_bytes": self.max_total_bytes, "max_count": self.max_count}
+
     def _path(self, model_id: str, suffix: str) -> Path:
         if not _MODEL_ID.match(model_id):  # never a path built from anything else
             raise ModelNotFound(model_id[:80])
@@ -246,6 +252,13 @@ def get_store() -> ModelStore:
     if _store is None:
         _store = ModelStore.from_settings(get_settings())
     return _store
+
+
+def use_store(spec: dict) -> None:
+    """In an engine process: the store the server uses (``ModelStore.spec``) becomes this
+    process's (its parsed models stay cached while it does not change)."""
+    if _store is None or _store.spec() != spec:
+        set_store(ModelStore(**spec))
 
 
 def set_store(store: ModelStore | None) -> None:

@@ -1,4 +1,5 @@
-"""Progress of the view being built, told from the worker thread to the stream that waits for it.
+"""Progress of the view being built, told from the worker (a process of app/workers.py, or a
+thread) to the stream that waits for it.
 
 The view builders call ``report(stage, fraction)`` between their steps, ``partial(name, data)``
 for a piece of their result that is ready early (a page may draw it at once), and ``sweep_ready``
@@ -14,10 +15,10 @@ thread (and the heavy lane) at its next stage instead of computing figures nobod
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Protocol
 
 import numpy as np
 
@@ -25,7 +26,14 @@ import numpy as np
 # ("partial", (name, data)).
 Listener = Callable[[str, object], None]
 
-_listener: ContextVar[tuple[Listener, threading.Event | None] | None] = ContextVar(
+
+class StopFlag(Protocol):
+    """A threading.Event, or a multiprocessing one in the engine's worker processes."""
+
+    def is_set(self) -> bool: ...
+
+
+_listener: ContextVar[tuple[Listener, StopFlag | None] | None] = ContextVar(
     "progress_listener", default=None)
 
 
@@ -60,8 +68,15 @@ def partial(name: str, data: dict) -> None:
     _tell("partial", (name, data))
 
 
+def stop_requested() -> bool:
+    """Whether the work reporting here has been told to stop (for loops with no stages, such as
+the training steps)."""
+    told = _listener.get()
+    return told is not None and told[1] is not None and told[1].is_set()
+
+
 @contextmanager
-def reporting(listener: Listener, stop: threading.Event | None = None) -> Iterator[None]:
+def reporting(listener: Listener, stop: StopFlag | None = None) -> Iterator[None]:
     """Sends every ``report`` and ``sweep_ready`` made in this thread, inside the block, to
     ``listener``; once ``stop`` is set, they raise ``Stopped`` instead."""
     token = _listener.set((listener, stop))

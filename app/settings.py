@@ -5,6 +5,8 @@ GFL_PORT                  TCP port, 1 to 65535 (default 8000)
 GFL_MAX_TRAINING          training streams allowed at once, at least 1 (default: the CPU count)
 GFL_MAX_TRAINING_SECONDS  wall-time limit of one training stream, above 0 and at most 86400
                           seconds (default 300)
+GFL_ENGINE_PROCESSES      worker processes for the NumPy work, 0 to 64 (default: the CPU count, at
+                          least 2; 0 runs it in threads of the server's process)
 GFL_MODEL_DIR             where uploaded models are kept (default <temp>/gradient-flow-lab-models)
 GFL_MODEL_MAX_BYTES       largest model or inputs file, 1 KiB to 1 GiB (default 32 MiB)
 GFL_MODEL_STORE_BYTES     total size of the model store, 1 MiB to 64 GiB (default 512 MiB)
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     max_training: int = Field(default_factory=_cpu_count, ge=1, le=1024)
     # Bounded so that a typo (3e9) cannot make a stream that never ends.
     max_training_seconds: float = Field(300.0, gt=0, le=86400, allow_inf_nan=False)
+    # The engine's worker processes (app/workers.py). At least two, so that a light request
+    # always finds one beside the one large network the heavy lane lets run.
+    engine_processes: int = Field(default_factory=lambda: max(2, _cpu_count()), ge=0, le=64)
     # The uploaded-model store (app/modelstore.py): bounded in file size, total size and count.
     model_dir: str = Field(
         default_factory=lambda: os.path.join(tempfile.gettempdir(), "gradient-flow-lab-models"),

@@ -14,10 +14,7 @@ from gradient_flow_lab.app import jsonsafe
 
 def event(name: str, data: dict[str, Any]) -> ServerSentEvent:
     """``event: name`` with ``data`` as strict JSON; ``nonfinite`` lists the nulled values."""
-    clean, nonfinite = jsonsafe.to_strict(data)
-    if nonfinite:
-        clean["nonfinite"] = nonfinite
-    return ServerSentEvent(event=name, raw_data=jsonsafe.dumps(clean))
+    return ServerSentEvent(event=name, raw_data=jsonsafe.event_text(data))
 
 
 def raw_event(name: str, document: str) -> ServerSentEvent:

@@ -2,20 +2,20 @@
 configuration and seed give the same numbers) follow one shared run.
 
 A ``SharedRun`` keeps every event it has made. A follower first gets the events made so far,
-then the new ones as they come; whichever follower is free makes the next step (in a worker
-thread, shielded so that a follower leaving mid-step loses nothing), so the run advances while
-anyone follows it and never twice. The run ends when it finishes, hits its time limit, or when
-its last follower leaves; a finished run is kept (bounded in bytes, least recently used out)
-and replayed at once to whoever asks for it again. The training slot belongs to the run, not
-to a follower: a hundred students pressing "Train" on the defaults hold one slot and cost one
-run's CPU.
+then the new ones as they come; whichever follower is free makes the next step (in the run's
+engine process, waited for in a thread, shielded so that a follower leaving mid-step loses
+nothing), so the run advances while anyone follows it and never twice. The run ends when it
+finishes, hits its time limit, or when its last follower leaves; a finished run is kept (bounded
+in bytes, least recently used out) and replayed at once to whoever asks for it again. The
+training slot belongs to the run, not to a follower: a hundred students pressing "Train" on the
+defaults hold one slot and cost one run's CPU.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -107,24 +107,30 @@ class TrainingRuns:
 
     def __init__(self, max_replay_bytes: int = MAX_REPLAY_BYTES) -> None:
         self.live: dict[str, SharedRun] = {}
+        self._starting: anyio.Lock | None = None  # two first clients must not start two runs
         self.replays: LruCache[Replay] = LruCache(max_replay_bytes)
         self.started = 0  # runs started, for tests and benchmarks
 
     @asynccontextmanager
-    async def follow(self, key: str, start: Callable[[], SharedRun] | None,
+    async def follow(self, key: str, start: Callable[[], Awaitable[SharedRun]],
                      ) -> AsyncIterator[Callable[[], AsyncIterator[ServerSentEvent]]]:
         """Yields a function giving the run's events: a replay, the live run, or a new one made
-        by ``start()`` (which takes the training slot, or raises 503). Leaving stops the run if
-        nobody else follows it."""
+        by ``await start()`` (which takes the training slot, or raises 503). Leaving stops the
+        run if nobody else follows it."""
         replay = self.replays.get(key)
         if replay is not None:
             yield lambda: _replay(replay.events)
             return
         run = self.live.get(key)
         if run is None:
-            run = start()
-            self.live[key] = run
-            self.started += 1
+            if self._starting is None:
+                self._starting = anyio.Lock()
+            async with self._starting:
+                run = self.live.get(key)  # started by another client while this one waited
+                if run is None:
+                    run = await start()
+                    self.live[key] = run
+                    self.started += 1
         run.followers += 1
         try:
             yield run.follow

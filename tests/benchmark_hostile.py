@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import cpu_seconds, running_server, wait_idle  # noqa: E402
+from tests.helpers import cpu_seconds, memory_mb, running_server, wait_idle  # noqa: E402
 
 # bptt runs the network twice: 2 x 1000 x 2 x 250^2 = 250,000,000, the whole work budget
 HEAVY = {"cell": "rnn", "seq_len": 1000, "hidden_size": 250, "num_layers": 2, "batch_size": 1}
@@ -40,10 +40,8 @@ MEMORY_HEAVY = {"cell": "rnn", "seq_len": 1000, "hidden_size": 13, "num_layers":
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The server's memory with its engine processes (tests.helpers.memory_mb), in MB."""
+    return memory_mb(pid)
 
 
 def percentile(values: list[float], q: float) -> float:

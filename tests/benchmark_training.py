@@ -25,7 +25,7 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gradient_flow_lab.app.routers.train import engine_config  # noqa: E402
+from gradient_flow_lab.app.jobs import engine_config  # noqa: E402
 from gradient_flow_lab.app.schemas import TrainingConfig  # noqa: E402  (the page's defaults)
 from gradient_flow_lab.engine.train import train  # noqa: E402
 

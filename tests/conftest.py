@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from gradient_flow_lab.app import workers
 from gradient_flow_lab.app.main import app
 
 # Set by .ci/run: there, a skipped gold test (PyTorch missing) fails the run instead of passing
@@ -35,6 +36,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _gold_skipped and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def engine_in_threads(monkeypatch) -> None:
+    """The engine's work runs in threads of this process, not in worker processes, so that a
+    test may replace one of its functions (app/workers.py: GFL_ENGINE_PROCESSES=0)."""
+    monkeypatch.setattr(workers.engine_pool(), "size", 0)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import CONSOLE_COMMAND, Server, running_server  # noqa: E402
+from tests.helpers import CONSOLE_COMMAND, Server, memory_mb, running_server  # noqa: E402
 
 DEFAULT = {}  # the configuration model's defaults
 LARGEST = {"seq_len": 1000, "hidden_size": 250, "num_layers": 1, "batch_size": 1,
@@ -44,20 +44,9 @@ MAX_REQUESTS = 200_000  # a hard stop whatever the duration
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (uvicorn workers), in MB."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total / 1024
+    """Memory of the server and every process below it (uvicorn workers, engine processes), in
+    MB (proportional set sizes: tests.helpers.memory_mb)."""
+    return memory_mb(pid)
 
 
 async def client_loop(http, url, kind, config, deadline, latencies, errors, counter):

@@ -18,9 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gradient_flow_lab.app import admission, connections, logfilter, shutdown
-from gradient_flow_lab.app.routers import api
-from gradient_flow_lab.app.routers import train as train_router
+from gradient_flow_lab.app import admission, connections, jobs, logfilter, shutdown
 from gradient_flow_lab.app.schemas import MEMORY_PER_REQUEST
 from tests.benchmark_hostile import HEAVY, HEAVY_VIEW, rss_mb
 from tests.helpers import (
@@ -324,22 +322,24 @@ def test_a_flood_of_refused_connections_logs_one_line_a_second():
 
 # --- streams end with words --------------------------------------------------------------------
 
-def test_a_failing_simulation_stream_ends_with_an_error_event(client, monkeypatch):
+def test_a_failing_simulation_stream_ends_with_an_error_event(client, monkeypatch,
+                                                              engine_in_threads):
     def broken(config, view):
         raise RuntimeError("the engine broke")
 
-    monkeypatch.setattr(api, "build_view", broken)
+    monkeypatch.setattr(jobs, "build_view", broken)
     response = client.get("/api/simulate/stream", params={"seq_len": 20})
     events = sse_events(response.text)
     assert events[-1][0] == "error"
     assert "the engine broke" in events[-1][1]["message"]
 
 
-def test_a_failing_training_stream_ends_with_an_error_event(client, monkeypatch):
-    def broken(runs, stop, final):
+def test_a_failing_training_stream_ends_with_an_error_event(client, monkeypatch,
+                                                            engine_in_threads):
+    def broken(run, should_stop):
         raise FloatingPointError("the optimiser broke")
 
-    monkeypatch.setattr(train_router, "_advance", broken)
+    monkeypatch.setattr(jobs.TrainingRun, "step", broken)
     events = sse_events(client.get("/api/train/stream", params={"steps": 5}).text)
     assert [name for name, _ in events] == ["meta", "error"]
     assert "the optimiser broke" in events[-1][1]["message"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gradient_flow_lab import engine
-from gradient_flow_lab.app import lean, progress
+from gradient_flow_lab.app import jobs, lean, progress
 from gradient_flow_lab.app.main import app
 from gradient_flow_lab.app.routers import api
 from gradient_flow_lab.app.settings import Settings, get_settings
@@ -27,8 +27,9 @@ SMALL_TRAINING = {"cells": "rnn,gru", "lag": 5, "steps": 30, "hidden_size": 8,
 
 
 @pytest.fixture
-def engine_runs(monkeypatch) -> list[int]:
-    """Counts the engine's forward-and-backward runs (all NumPy work starts there)."""
+def engine_runs(monkeypatch, engine_in_threads) -> list[int]:
+    """Counts the engine's forward-and-backward runs (all NumPy work starts there; in threads
+    of this process, so that they can be counted)."""
     calls = []
     real_run = engine.run
 
@@ -85,13 +86,13 @@ def test_get_is_the_post_json_with_a_strong_etag_and_304(client):
 
 
 def test_two_identical_requests_at_once_share_one_computation(engine_runs, monkeypatch):
-    real_build = api.build_view
+    real_build = jobs.build_view
 
     def slow_build(config, view):
         time.sleep(0.3)  # long enough for the second request to arrive while this one runs
         return real_build(config, view)
 
-    monkeypatch.setattr(api, "build_view", slow_build)
+    monkeypatch.setattr(jobs, "build_view", slow_build)
 
     async def main() -> list[httpx.Response]:
         async with asgi_client() as http:
@@ -158,9 +159,9 @@ async def _get_training() -> httpx.Response:
         return await http.get("/api/train/stream", params=SMALL_TRAINING)
 
 
-def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch):
+def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch, engine_in_threads):
     finished = []
-    real_build = api.build_view
+    real_build = jobs.build_view
 
     def long_build(config, view):
         """Three seconds of reported stages before the real view: stops at a report."""
@@ -170,7 +171,7 @@ def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch):
         finished.append(config.seq_len)
         return real_build(config, view)
 
-    monkeypatch.setattr(api, "build_view", long_build)
+    monkeypatch.setattr(jobs, "build_view", long_build)
     page = {"X-GFL-Page": "page-0123456789"}
 
     async def main() -> tuple[httpx.Response, httpx.Response, float]:

@@ -9,7 +9,7 @@ import anyio
 import httpx
 from threadpoolctl import threadpool_info
 
-from gradient_flow_lab.app import progress
+from gradient_flow_lab.app import jobs, progress
 from gradient_flow_lab.app.routers import api
 from tests.strict_json import sse_events
 
@@ -17,16 +17,16 @@ from tests.strict_json import sse_events
 HEAVY = {"view": "explore", "seq_len": 1000, "hidden_size": 160, "num_layers": 1}
 
 
-def test_blas_runs_one_thread_while_a_simulation_runs(client, monkeypatch):
+def test_blas_runs_one_thread_while_a_simulation_runs(client, monkeypatch, engine_in_threads):
     seen = []
-    real_build_view = api.build_view
+    real_build_view = jobs.build_view
 
     def build_view(config, view):
         seen.append([info["num_threads"] for info in threadpool_info()
                      if info["user_api"] == "blas"])
         return real_build_view(config, view)
 
-    monkeypatch.setattr(api, "build_view", build_view)
+    monkeypatch.setattr(jobs, "build_view", build_view)
     assert client.get("/api/simulate/stream", params={"seq_len": 20}).status_code == 200
     # another configuration: the same one would be answered from the result cache
     assert client.post("/api/simulate", json={"seq_len": 21}).status_code == 200
@@ -58,9 +58,10 @@ def test_a_large_network_waits_its_turn_in_the_event_loop_and_says_so(client):
     assert events[-1][0] == "result"
 
 
-def test_a_client_that_leaves_stops_the_work_at_its_next_report(live_server, monkeypatch):
+def test_a_client_that_leaves_stops_the_work_at_its_next_report(live_server, monkeypatch,
+                                                                engine_in_threads):
     reports = []
-    real_build_view = api.build_view
+    real_build_view = jobs.build_view
 
     def slow_view(config, view):  # 100 stages of 50 ms: 5 s if nobody stops it
         for step in range(100):
@@ -69,7 +70,7 @@ def test_a_client_that_leaves_stops_the_work_at_its_next_report(live_server, mon
             time.sleep(0.05)
         return real_build_view(config, view)
 
-    monkeypatch.setattr(api, "build_view", slow_view)
+    monkeypatch.setattr(jobs, "build_view", slow_view)
     url = f"{live_server.url}/api/simulate/stream"
     with httpx.Client(timeout=30) as http, http.stream("GET", url, params=HEAVY) as response:
         assert response.status_code == 200

@@ -6,12 +6,11 @@ import json
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext, suppress
 from typing import Annotated
 
 import anyio
-import numpy as np
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,9 +18,9 @@ from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
-from gradient_flow_lab.app import admission, jsonsafe, lean, progress, shutdown, sse
+from gradient_flow_lab.app import admission, jobs, progress, shutdown, sse
 from gradient_flow_lab.app.abandon import stop_when_gone
-from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.modelstore import get_store
 from gradient_flow_lab.app.resultcache import (
     MAX_AGE,
     CachedResult,
@@ -32,15 +31,14 @@ from gradient_flow_lab.app.resultcache import (
 from gradient_flow_lab.app.schemas import SimulationConfig, SimulationQuery, View
 from gradient_flow_lab.app.singleflight import SingleFlight
 from gradient_flow_lab.app.supersede import PAGE_HEADER, pages
-from gradient_flow_lab.app.views import ViewResult, build_view
 from gradient_flow_lab.app.views import bptt as bptt_view
+from gradient_flow_lab.app.workers import engine_pool
 
 router = APIRouter(prefix="/api", tags=["api"])
 logger = logging.getLogger(__name__)
 
 ViewName = View
 PROGRESS_EVERY = 0.25  # seconds: a run shows its stages once it has taken this long
-STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 # Requests above a tenth of the work budget run one at a time in a lane of their own, so a few
 # people running the largest networks cannot starve a class moving sliders on the defaults;
 # every request holds its estimated memory while it runs. Both are waited for in the event
@@ -58,29 +56,7 @@ News = tuple[str, object]
 flights = SingleFlight()
 
 
-def result_document(query: SimulationQuery, result: ViewResult) -> dict:
-    """The full result as strict-JSON-ready data, non-finite values nulled *and* listed."""
-    document, nonfinite = jsonsafe.to_strict({
-        "config": query.config.model_dump(),
-        "view": query.view,
-        "summary": result.summary,
-        "checks": result.checks,
-        "series": result.series,
-        "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
-    })
-    document = lean.share_arrays(document)  # no array twice: later copies refer to the first
-    document["nonfinite"] = nonfinite  # where nulls stand for inf or nan
-    return document
-
-
 # ---- the result cache, shared by POST, GET and the stream ------------------------------------
-
-def cached_entry(query: SimulationQuery, result: ViewResult) -> CachedResult:
-    """What the cache keeps of a finished view: the result document and the backward events'
-    data, as the strict-JSON text that goes on the wire (a hit then does no NumPy work)."""
-    return CachedResult(jsonsafe.dumps(result_document(query, result)),
-                        tuple(_sweep_texts(result.primary.grad_norms)))
-
 
 async def obtain_result(query: SimulationQuery, request: Request) -> CachedResult | None:
     """The result from the cache, or computed once however many ask for it at the same time.
@@ -91,7 +67,8 @@ async def obtain_result(query: SimulationQuery, request: Request) -> CachedResul
     async def compute() -> CachedResult:
         with admission.admitted(query) as turn:
             async with stop_when_gone(request) as stop, turn:
-                entry = await anyio.to_thread.run_sync(_build_cached, query, stop)
+                entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
+                                                stop=stop)
         cache.put(key, entry)
         return entry
 
@@ -100,11 +77,9 @@ async def obtain_result(query: SimulationQuery, request: Request) -> CachedResul
     return None
 
 
-def _build_cached(query: SimulationQuery, stop: threading.Event) -> CachedResult:
-    """The view as the cache keeps it; raises progress.Stopped at the next stage once ``stop``
-    is set."""
-    with progress.reporting(lambda kind, value: None, stop):
-        return cached_entry(query, build_view(query.config, query.view))
+def _store_for(query: SimulationQuery) -> dict | None:
+    """The model store an engine process must read for this query (None: no uploaded model)."""
+    return get_store().spec() if query.config.model else None
 
 
 def _cache_headers(query: SimulationQuery) -> dict[str, str]:
@@ -179,12 +154,12 @@ async def simulate_get(query: Annotated[SimulationQuery, Query()],
 
 async def simulation_news(query: Annotated[SimulationQuery, Query()], request: Request,
                           ) -> AsyncIterator[MemoryObjectReceiveStream[News]]:
-    """Starts the simulation and hands the stream what its worker thread tells, in order.
+    """Starts the simulation and hands the stream what its worker tells, in order.
 
     A dependency with ``yield``, so that its task group is entered and left by the request's
     exit stack in one task (an async generator that yields inside a task group cannot promise
     that). When the response ends, finished or because the client left, the waiting is
-    cancelled, and the worker thread stops at its next progress report. Too many large
+    cancelled, and the worker stops at its next progress report. Too many large
     networks waiting: 503 before the stream starts (a cached result waits for nothing). A newer
     stream from the same page (``X-GFL-Page``) sets ``stop`` too (``app.supersede``)."""
     key = cache_key(query)
@@ -223,7 +198,8 @@ async def _simulate(query: SimulationQuery, turn: admission.Turn | None,
                 if turn is not None and turn.must_wait:
                     send.send_nowait(("stage", (WAITING, 0.0)))
                 async with turn if turn is not None else nullcontext():
-                    entry = await anyio.to_thread.run_sync(_build_document, query, send, stop)
+                    entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
+                                                    stop=stop, tell=_teller(send))
                 cache.put(key, entry)
                 return entry
 
@@ -251,17 +227,11 @@ async def _tell_when_stopping(send: MemoryObjectSendStream[News], stop: threadin
             send.send_nowait(("error", shutdown.MESSAGE))
 
 
-def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
-                    stop: threading.Event) -> CachedResult:
-    """The view as the cache keeps it, made in the worker thread, which tells the stream how far
-    it got and stops (progress.Stopped) at its next report once ``stop`` is set."""
+def _teller(send: MemoryObjectSendStream[News]) -> Callable[[str, object], None]:
+    """What the engine reports (from a thread that waits for it) goes into the stream's news."""
     def tell(kind: str, value: object) -> None:
         anyio.from_thread.run_sync(send.send_nowait, (kind, value))
-
-    with progress.reporting(tell, stop):
-        result = build_view(query.config, query.view)
-        progress.report("writing the result", 0.95)
-        return cached_entry(query, result)
+    return tell
 
 
 @router.get("/simulate/stream", response_class=EventSourceResponse)
@@ -278,8 +248,8 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
     diagram); ``result`` last, or ``error`` (a message) when the work failed or the server is
     stopping.
 
-    The NumPy work runs in a worker thread, once, and tells this generator what it did through
-    a memory object stream (``simulation_news``).
+    The NumPy work runs in an engine process (app/workers.py), once, and tells this generator
+    what it did through a memory object stream (``simulation_news``).
     """
     yield sse.event("meta", _meta(query))
     yield sse.event("progress", {"stage": "starting", "fraction": 0.0})
@@ -299,7 +269,7 @@ async def simulate_stream(query: Annotated[SimulationQuery, Query()],
             told += _already_told(news)
             for kind, value in told:
                 if kind == "sweep":
-                    for text in _sweep_texts(value):
+                    for text in jobs.sweep_texts(value):
                         yield sse.raw_event("backward", text)
                     sweep_sent = True
                 elif kind == "stage":
@@ -342,14 +312,3 @@ def _already_told(news: MemoryObjectReceiveStream[News]) -> list[News]:
             told.append(news.receive_nowait())
         except (anyio.WouldBlock, anyio.EndOfStream):  # nothing yet, or "done" was the last
             return told
-
-
-def _sweep_texts(norms: np.ndarray) -> Iterator[str]:
-    """The data of the ``backward`` events of ||d loss / d h_t|| (L, T), strict JSON, in about
-    STREAM_CHUNKS time-ordered pieces from t = T-1 down to 0."""
-    seq_len = norms.shape[1]
-    size = max(1, -(-seq_len // STREAM_CHUNKS))
-    for stop in range(seq_len, 0, -size):
-        steps = list(range(stop - 1, max(stop - size, 0) - 1, -1))
-        yield sse.event("backward", {"steps": steps, "norms": norms[:, steps].T,
-                                     "seq_len": seq_len}).raw_data

@@ -2,9 +2,10 @@
 
 Training is the one long CPU job in the app, so it is bounded three ways: by steps, by wall
 time (settings), and by how many streams may run at once (one more gets 503 + Retry-After).
-Each step runs in a worker thread; the event loop only relays events, so the rest of the app
-keeps answering. Identical requests share one run (``app/trainshare.py``): the run, not each
-client, holds the training slot, and it stops (at most one step later, well under a second)
+A run's steps are made in an engine process of its own (app/workers.py, the model code in
+app/jobs.py); the event loop only relays events, so the rest of the app keeps answering.
+Identical requests share one run (``app/trainshare.py``): the run, not each client, holds the
+training slot, and it stops (at most one step later, well under a second)
 when it finishes, hits the time limit, or its last client goes away; the slot is then freed.
 """
 
@@ -19,26 +20,22 @@ from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from typing import Annotated
 
-import numpy as np
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from gradient_flow_lab.app import shutdown, sse
-from gradient_flow_lab.app.figures import train as train_figures
-from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app import jobs, shutdown, sse, workers
+from gradient_flow_lab.app.jobs import Events
 from gradient_flow_lab.app.resultcache import cache_key
 from gradient_flow_lab.app.schemas import TrainingConfig
 from gradient_flow_lab.app.settings import Settings, get_settings
-from gradient_flow_lab.app.trainshare import SharedRun, training_runs
+from gradient_flow_lab.app.trainshare import SharedRun, Step, training_runs
 from gradient_flow_lab.engine.io import save_safetensors
-from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
-from gradient_flow_lab.engine.train import TrainConfig, train
 
 router = APIRouter(prefix="/api", tags=["training"])
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 30  # the Retry-After of a 503, and what its message says
-MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each step
 
 
 class TrainingSlots:
@@ -76,25 +73,6 @@ def slots_busy(slots: TrainingSlots) -> HTTPException:
     return HTTPException(
         status_code=503, headers={"Retry-After": str(RETRY_SECONDS)},
         detail=f"all {slots.limit} training slots are busy; try again in {RETRY_SECONDS} seconds")
-
-
-def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
-    return TrainConfig(
-        task=config.task, lag=config.lag, noise=config.noise, cell=cell,
-        nonlinearity=config.nonlinearity,
-        hidden_size=config.hidden_size, batch_size=config.batch_size,
-        optimizer=config.optimizer, lr=config.lr, clip=config.clip,
-        clip_mode=config.clip_mode, truncation=config.truncation,
-        forget_bias=config.forget_bias, steps=config.steps, seed=config.seed)
-
-
-def _step_event(cell: str, record) -> dict:
-    event = {"cell": cell, "step": record.step, "loss": record.loss,
-             "grad_norm": record.grad_norm, "grad_norm_clipped": record.grad_norm_clipped,
-             "time_steps": record.time_steps, "grad_norms": record.grad_norms}
-    if record.accuracy is not None:  # the regression task has no accuracy
-        event["accuracy"] = record.accuracy
-    return event
 
 
 class TrainedModels:
@@ -141,57 +119,48 @@ def download_trained(key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> Re
                              f'attachment; filename="trained-{cell}.safetensors"'})
 
 
-def _advance(runs: dict, stop: threading.Event, final: dict) -> list[tuple[str, dict]]:
-    """One step of every live model; ``final`` keeps each model's parameters after its latest
-    good step (what the trained-model download serves)."""
-    events = []
-    for cell in list(runs):
-        if stop.is_set():
-            break
-        record = next(runs[cell], None)
-        if record is None:
-            del runs[cell]
-            continue
-        events.append(("step", _step_event(cell, record)))
-        if record.params is not None and not record.diverged:
-            final[cell] = record.params
-        if record.diverged:
-            events.append(("diverged", {"cell": cell, "step": record.step,
-                                        "message": f"{cell} diverged at step {record.step}"}))
-            del runs[cell]
-    return events
-
-
 # ---- one shared run per configuration (app/trainshare.py) ------------------------------------
 
 def _start_training(config: TrainingConfig, max_seconds: float,
-                    ) -> tuple[list[tuple[str, dict]], Callable, Callable[[], dict]]:
-    """The ``meta`` event of a new run, its step function (one step of every live model, None
-    once all have finished) and what its ``done`` event adds: a download link per model."""
-    cells = config.cell_list
-    runs = {cell: train(engine_config(config, cell)) for cell in cells}
-    input_size, output_size = task_shape(config.task)
-    seq_len = sequence_length(config.task, config.lag)
-    regression = config.task == "adding"
-    chance = chance_level(config.task)
-    time_steps = np.unique(np.linspace(0, seq_len - 1, min(seq_len, MAX_POINTS))
-                           .round().astype(int)).tolist()
-    figures = train_figures.build(cells, regression, chance, time_steps)
-    meta = {"config": config.model_dump(), "cells": cells,
-            "input_size": input_size, "output_size": output_size,
-            "seq_len": seq_len, "chance": chance, "max_seconds": max_seconds,
-            "figures": {k: figure_json(f) for k, f in figures.items()}}
+                    ) -> tuple[Events, Step, Callable[[], dict], Callable[[], None]]:
+    """A new run: its first events (``meta``), its step function (one step of every live
+    model, None once all have finished), what its ``done`` event adds (a download link per
+    model) and how to free what it holds. Blocking: call it in a thread. The run has an engine
+    process of its own (app/workers.py), which keeps its state between steps; with
+    GFL_ENGINE_PROCESSES=0 it runs in this process instead."""
+    worker = workers.dedicated()
+    if worker is None:
+        run = jobs.TrainingRun(config, max_seconds)
+        first: Events = run.first
 
-    final: dict[str, dict] = {}  # cell -> the parameters after its last good step
+        def step(stop: threading.Event) -> Events | None:
+            return run.step(stop.is_set)
 
-    def step(stop: threading.Event) -> list[tuple[str, dict]] | None:
-        return _advance(runs, stop, final) if runs else None
+        def final() -> dict[str, dict]:
+            return run.final
+
+        def close() -> None:
+            pass
+    else:
+        try:
+            first = worker.call(jobs.start_training, config, max_seconds)
+        except BaseException:
+            worker.close()
+            raise
+
+        def step(stop: threading.Event) -> Events | None:
+            return worker.call(jobs.step_training, stop=stop)
+
+        def final() -> dict[str, dict]:
+            return worker.call(jobs.final_parameters) if worker.alive() else {}
+
+        close = worker.close
 
     def downloads() -> dict:
         return {"downloads": {cell: f"/api/train/model/{trained.put(cell, params)}"
-                              for cell, params in final.items()}}
+                              for cell, params in final().items()}}
 
-    return [("meta", meta)], step, downloads
+    return first, step, downloads, close
 
 
 async def shared_training(config: Annotated[TrainingConfig, Query()],
@@ -205,16 +174,18 @@ async def shared_training(config: Annotated[TrainingConfig, Query()],
     key = f"{cache_key(config)} max_seconds={max_seconds}"
     runs = training_runs()
 
-    def start() -> SharedRun:
+    async def start() -> SharedRun:
         if not slots.try_acquire():
             raise slots_busy(slots)
         try:
-            first, step, done_extra = _start_training(config, max_seconds)
+            first, step, done_extra, close = await anyio.to_thread.run_sync(
+                _start_training, config, max_seconds)
         except BaseException:
             slots.release()
             raise
 
         def ended(run: SharedRun) -> None:
+            close()
             slots.release()
             runs.ended(key, run)
 
