@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
+from gradient_flow_lab.app.workers import EngineFailed
 
 
 def _model_for(path: str) -> type[BaseModel]:
@@ -98,7 +99,13 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
 
 
 async def server_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Any error no handler took: a JSON 500 (the traceback goes to the server's log)."""
+    """Any error no handler took: a JSON 500 naming the error (the traceback goes to the
+    server's log). An error that left a task group arrives wrapped in an ExceptionGroup: the
+    first error inside it is the one named."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # type: ignore[assignment]
+    if isinstance(exc, EngineFailed):  # its words are for people: how the worker ended
+        return JSONResponse(status_code=500, content={"detail": f"{exc}; try again"})
     return JSONResponse(status_code=500, content={
         "detail": f"the server failed on this request ({type(exc).__name__}); it was logged"})
 

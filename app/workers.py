@@ -48,6 +48,7 @@ T = TypeVar("T")
 Tell = Callable[[str, object], None]
 # What the fork server imports once, for every worker it forks.
 PRELOAD = ["gradient_flow_lab.app.jobs"]
+WORKER_NICENESS = 10  # added to the server's niceness (lower CPU priority)
 POLL_SECONDS = 0.02  # how often a waiting caller looks at its ``stop`` between messages
 
 
@@ -145,6 +146,9 @@ def _serve(conn: multiprocessing.connection.Connection, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
+    # Below the server in the kernel's eyes: when both want a core, the event loop (a request's
+    # few milliseconds) goes first, and the long NumPy work takes what is left.
+    os.nice(WORKER_NICENESS)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)  # one BLAS thread: the pool is the parallelism

@@ -64,6 +64,21 @@ def test_a_413_said_up_front_and_a_500_are_json_with_the_security_headers(client
     _assert_ours(failed)
 
 
+def test_a_500_from_a_failing_simulation_names_the_error_not_its_wrapper(
+        client, monkeypatch, engine_in_threads):
+    def broken(config, view):
+        raise FloatingPointError("the engine broke")
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(jobs, "build_view", broken)
+    with TestClient(client.app, raise_server_exceptions=False) as quiet:
+        failed = quiet.post("/api/simulate", json={"seq_len": 23})
+    assert failed.status_code == 500
+    assert "(FloatingPointError)" in failed.json()["detail"]
+    _assert_ours(failed)
+
+
 @pytest.mark.parametrize("body", [
     '{"cell": "\\udc80"}', '{"seq_len": NaN}', '{"weight_scale": Infinity}',
     '{"clip": 1e400}', "[" * 30_000 + "]" * 30_000, '{"seed": ' + "[" * 20_000 + "]" * 20_000 + "}",

@@ -148,3 +148,32 @@ def test_the_server_computes_in_its_workers_and_none_outlives_a_killed_server():
         server.process.wait(timeout=10)
         wait_until(lambda: not any(_alive(pid) for pid in engines), 10,
                    f"engine processes outlived the server: {engines}")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_request_gives_a_500_in_words_and_the_next_request_works():
+    with running_server() as server:
+        url = f"{server.url}/api/simulate?view=bptt"
+        heavy = {"cell": "rnn", "seq_len": 1000, "hidden_size": 250, "num_layers": 2}
+        answer: list[httpx.Response] = []
+        asking = threading.Thread(target=lambda: answer.append(
+            httpx.post(url, json=heavy, timeout=120)))
+        asking.start()
+
+        def busy_worker() -> int | None:  # a worker: a child of the fork server
+            workers_now = {pid for child in _children(server.process.pid)
+                           for pid in _children(child)}
+            for pid in workers_now:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[11]) > 20:  # 0.2 s of user time: computing
+                    return pid
+            return None
+
+        wait_until(lambda: busy_worker() is not None, 30, "no worker started computing")
+        os.kill(busy_worker(), signal.SIGKILL)
+        asking.join(60)
+        assert answer[0].status_code == 500
+        assert "killed by SIGKILL" in answer[0].json()["detail"]
+        again = httpx.post(f"{server.url}/api/simulate", json={"seq_len": 30, "seed": 3},
+                           timeout=60)
+        assert again.status_code == 200
