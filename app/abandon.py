@@ -3,7 +3,7 @@
 The stream's work already stops when its response ends (``simulation_news`` sets its stop
 flag). A plain POST has no such end while its work runs: ``stop_when_gone`` listens for the
 ASGI ``http.disconnect`` message beside it and, when the client goes, sets the flag the worker
-thread checks at each ``progress.report`` (raising ``progress.Stopped``) and cancels whatever
+checks at each ``progress.report`` (raising ``progress.Stopped``) and cancels whatever
 the request still waits for (its turn in the heavy lane).
 """
 
@@ -16,22 +16,27 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Request
 
+from gradient_flow_lab.app import progress
+
 
 @asynccontextmanager
 async def stop_when_gone(request: Request) -> AsyncIterator[threading.Event]:
     """A flag set (and the block cancelled) once the client disconnects. Use after the body
     has been read: the messages left to receive are only the disconnect."""
     stop = threading.Event()
-    async with anyio.create_task_group() as tasks:
+    try:
+        async with anyio.create_task_group() as tasks:
 
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            stop.set()
-            tasks.cancel_scope.cancel()
+            async def watch() -> None:
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                stop.set()
+                tasks.cancel_scope.cancel()
 
-        tasks.start_soon(watch)
-        try:
-            yield stop
-        finally:
-            tasks.cancel_scope.cancel()
+            tasks.start_soon(watch)
+            try:
+                yield stop
+            finally:
+                tasks.cancel_scope.cancel()
+    except* progress.Stopped:
+        raise progress.Stopped from None  # as raised, not in the task group's ExceptionGroup

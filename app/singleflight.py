@@ -6,6 +6,8 @@
 only, the leader, while the others wait for it to finish and then look up again. If the leader
 fails or is cancelled (its client left, or a newer request from its page superseded it), the
 waiting callers wake up and one of them becomes the new leader: nobody is left without an answer.
+A leader whose client left keeps computing while others wait for its result (``UnlessFollowed``
+is the stop flag its work watches), so their wait is not thrown away.
 
 Flights live in the event loop (an ``anyio.Event`` each); the app serves from one loop per
 process.
@@ -13,6 +15,7 @@ process.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -64,3 +67,14 @@ class SingleFlight:
         finally:
             del self._flights[key]
             flight.set()
+
+
+class UnlessFollowed:
+    """The stop flag of a flight's work: set once ``flag`` is (the leader's client left) and
+    nobody else waits for the result. Read from the worker's thread at each report."""
+
+    def __init__(self, flag: threading.Event, flights: SingleFlight, key: str) -> None:
+        self._flag, self._flights, self._key = flag, flights, key
+
+    def is_set(self) -> bool:
+        return self._flag.is_set() and not self._flights.followed(self._key)

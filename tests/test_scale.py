@@ -120,6 +120,97 @@ def test_two_identical_requests_at_once_share_one_computation(engine_runs, monke
     assert single == len(engine_runs), "three requests computed more than one result"
 
 
+def test_a_leader_whose_client_leaves_finishes_the_work_another_request_waits_for(
+        engine_runs, monkeypatch):
+    from starlette.requests import Request
+
+    real_build = jobs.build_view
+
+    def slow_build(config, view):  # 40 reports over 0.4 s: a stop would end it at one
+        for step in range(40):
+            progress.report("slow stage", step / 40)
+            time.sleep(0.01)
+        return real_build(config, view)
+
+    monkeypatch.setattr(jobs, "build_view", slow_build)
+    query = api.SimulationQuery(seq_len=34)
+    key = api.cache_key(query)
+
+    async def main() -> dict:
+        leave = anyio.Event()
+
+        async def leader_receive() -> dict:
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        async def follower_receive() -> dict:
+            await anyio.sleep_forever()
+
+        scope = {"type": "http", "method": "POST", "path": "/api/simulate", "headers": []}
+        answers: dict = {}
+
+        async def ask(name: str, receive) -> None:
+            answers[name] = await api.obtain_result(query, Request(scope, receive))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ask, "leader", leader_receive)
+            while not api.flights.in_flight(key):
+                await anyio.sleep(0.005)
+            tasks.start_soon(ask, "follower", follower_receive)
+            while not api.flights.followed(key):
+                await anyio.sleep(0.005)
+            leave.set()  # the leader's client goes while the follower waits
+        return answers
+
+    answers = run_async(main)
+    assert answers["follower"] is not None, "the follower got no result"
+    assert '"seq_len":34' in answers["follower"].document
+    single = len(engine_runs)
+    engine_runs.clear()
+    real_build(query.config, "explore")
+    assert single == len(engine_runs), "the work was started again for the follower"
+
+
+def test_a_post_whose_client_leaves_alone_stops_its_work_and_answers_nothing(
+        engine_in_threads, monkeypatch):
+    from starlette.requests import Request
+
+    reports: list[int] = []
+
+    def slow_build(config, view):
+        for step in range(100):
+            progress.report("slow stage", step / 100)
+            reports.append(step)
+            time.sleep(0.01)
+        raise AssertionError("not stopped")
+
+    monkeypatch.setattr(jobs, "build_view", slow_build)
+
+    async def main():
+        leave = anyio.Event()
+
+        async def receive() -> dict:
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        scope = {"type": "http", "method": "POST", "path": "/api/simulate", "headers": []}
+        async with anyio.create_task_group() as tasks:
+            answer = []
+
+            async def ask() -> None:
+                answer.append(await api.obtain_result(api.SimulationQuery(seq_len=36),
+                                                      Request(scope, receive)))
+
+            tasks.start_soon(ask)
+            while len(reports) < 3:
+                await anyio.sleep(0.005)
+            leave.set()
+        return answer
+
+    assert run_async(main) == [None]  # no result, no error: nobody is there to read it
+    assert len(reports) < 20
+
+
 def test_identical_training_streams_follow_one_run_and_take_one_slot():
     """With a single training slot, two identical streams both get the run (a follower holds no
     slot), the run is made once, and both see the same events."""

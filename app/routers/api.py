@@ -29,7 +29,7 @@ from gradient_flow_lab.app.resultcache import (
     result_cache,
 )
 from gradient_flow_lab.app.schemas import SimulationConfig, SimulationQuery, View
-from gradient_flow_lab.app.singleflight import SingleFlight
+from gradient_flow_lab.app.singleflight import SingleFlight, UnlessFollowed
 from gradient_flow_lab.app.supersede import PAGE_HEADER, pages
 from gradient_flow_lab.app.views import bptt as bptt_view
 from gradient_flow_lab.app.workers import engine_pool
@@ -66,9 +66,12 @@ async def obtain_result(query: SimulationQuery, request: Request) -> CachedResul
 
     async def compute() -> CachedResult:
         with admission.admitted(query) as turn:
-            async with stop_when_gone(request) as stop, turn:
-                entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
-                                                stop=stop)
+            async with stop_when_gone(request) as gone, turn:
+                # Shielded: once started, the work ends by its stop flag (the client left and
+                # nobody else waits), so a result others wait for is finished and kept.
+                with anyio.CancelScope(shield=True):
+                    entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
+                                                    stop=UnlessFollowed(gone, flights, key))
         cache.put(key, entry)
         return entry
 
@@ -198,8 +201,10 @@ async def _simulate(query: SimulationQuery, turn: admission.Turn | None,
                 if turn is not None and turn.must_wait:
                     send.send_nowait(("stage", (WAITING, 0.0)))
                 async with turn if turn is not None else nullcontext():
-                    entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
-                                                    stop=stop, tell=_teller(send))
+                    with anyio.CancelScope(shield=True):  # as in obtain_result
+                        entry = await engine_pool().run(
+                            jobs.simulation, query, _store_for(query),
+                            stop=UnlessFollowed(stop, flights, key), tell=_teller(send))
                 cache.put(key, entry)
                 return entry
 
@@ -230,7 +235,9 @@ async def _tell_when_stopping(send: MemoryObjectSendStream[News], stop: threadin
 def _teller(send: MemoryObjectSendStream[News]) -> Callable[[str, object], None]:
     """What the engine reports (from a thread that waits for it) goes into the stream's news."""
     def tell(kind: str, value: object) -> None:
-        anyio.from_thread.run_sync(send.send_nowait, (kind, value))
+        # The stream's reader may be gone while the work goes on for others: nobody to tell.
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            anyio.from_thread.run_sync(send.send_nowait, (kind, value))
     return tell
 
 
