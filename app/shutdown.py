@@ -14,6 +14,7 @@ import signal
 import threading
 from types import FrameType
 
+RETRY_SECONDS = 60  # a 503's Retry-After while stopping, as MESSAGE says
 MESSAGE = "the server is stopping; try again in a minute"
 
 _begun = threading.Event()

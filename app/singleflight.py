@@ -71,10 +71,12 @@ class SingleFlight:
 
 class UnlessFollowed:
     """The stop flag of a flight's work: set once ``flag`` is (the leader's client left) and
-    nobody else waits for the result. Read from the worker's thread at each report."""
+    nobody else waits for the result, or whenever ``always()`` is true (the server is stopping).
+    Read from the worker's thread at each report."""
 
-    def __init__(self, flag: threading.Event, flights: SingleFlight, key: str) -> None:
-        self._flag, self._flights, self._key = flag, flights, key
+    def __init__(self, flag: threading.Event, flights: SingleFlight, key: str,
+                 always: Callable[[], bool] = lambda: False) -> None:
+        self._flag, self._flights, self._key, self._always = flag, flights, key, always
 
     def is_set(self) -> bool:
-        return self._flag.is_set() and not self._flights.followed(self._key)
+        return (self._flag.is_set() and not self._flights.followed(self._key)) or self._always()

@@ -376,7 +376,8 @@ def _read_events(response, into: list, started: threading.Event) -> None:
 def test_sigterm_ends_the_streams_with_a_message_and_exits_within_ten_seconds():
     with running_server(stop_timeout=30) as server:
         url = server.url
-        got = {"train": [], "simulate": []}
+        # two identical simulation streams: one computes, the other waits for its result
+        got = {"train": [], "simulate": [], "same simulation": []}
         starts = {name: threading.Event() for name in got}
 
         def follow(name, path, params):
@@ -387,6 +388,8 @@ def test_sigterm_ends_the_streams_with_a_message_and_exits_within_ten_seconds():
             threading.Thread(target=follow, args=("train", "/api/train/stream",
                                                   {"steps": 20000})),
             threading.Thread(target=follow, args=("simulate", "/api/simulate/stream",
+                                                  {"view": HEAVY_VIEW, **HEAVY})),
+            threading.Thread(target=follow, args=("same simulation", "/api/simulate/stream",
                                                   {"view": HEAVY_VIEW, **HEAVY})),
         ]
         for reader in readers:

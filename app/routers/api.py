@@ -12,7 +12,7 @@ from typing import Annotated
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -61,7 +61,7 @@ flights = SingleFlight()
 async def obtain_result(query: SimulationQuery, request: Request) -> CachedResult | None:
     """The result from the cache, or computed once however many ask for it at the same time.
     None when this request's client left while it computed (the work stopped at its next
-    stage). Too many large networks waiting: HTTPException(503) at once."""
+    stage). Too many large networks waiting, or the server stopping: HTTPException(503)."""
     key, cache = cache_key(query), result_cache()
 
     async def compute() -> CachedResult:
@@ -71,13 +71,22 @@ async def obtain_result(query: SimulationQuery, request: Request) -> CachedResul
                 # nobody else waits), so a result others wait for is finished and kept.
                 with anyio.CancelScope(shield=True):
                     entry = await engine_pool().run(jobs.simulation, query, _store_for(query),
-                                                    stop=UnlessFollowed(gone, flights, key))
+                                                    stop=_stop_flag(gone, key))
         cache.put(key, entry)
         return entry
 
-    with suppress(progress.Stopped):
+    try:
         return await flights.run(key, lambda: cache.get(key), compute)
-    return None
+    except progress.Stopped:
+        if shutdown.is_stopping():  # the client is still there: tell it why
+            raise HTTPException(503, shutdown.MESSAGE,
+                                headers={"Retry-After": str(shutdown.RETRY_SECONDS)}) from None
+        return None
+
+
+def _stop_flag(gone: threading.Event, key: str) -> UnlessFollowed:
+    """What stops a computation: its client left and nobody else waits, or the server stops."""
+    return UnlessFollowed(gone, flights, key, always=shutdown.is_stopping)
 
 
 def _store_for(query: SimulationQuery) -> dict | None:
@@ -204,7 +213,7 @@ async def _simulate(query: SimulationQuery, turn: admission.Turn | None,
                     with anyio.CancelScope(shield=True):  # as in obtain_result
                         entry = await engine_pool().run(
                             jobs.simulation, query, _store_for(query),
-                            stop=UnlessFollowed(stop, flights, key), tell=_teller(send))
+                            stop=_stop_flag(stop, key), tell=_teller(send))
                 cache.put(key, entry)
                 return entry
 
