@@ -162,10 +162,14 @@ def scenario(name, clients, request, duration):
     row(name, clients, duration, latencies, errors, health, extra)
 
 
-async def follow_training(url, clients, spread, duration):
+async def follow_training(url, clients, spread, duration, health=None):
     """``clients`` follow the default training run, starting within ``spread`` s, each for
-    ``duration`` s; returns how many got a step event, and the errors."""
+    ``duration`` s; returns how many got a step event, and the errors. /healthz latencies
+    meanwhile go to ``health`` if given."""
     got, errors = [], []
+    stop = asyncio.Event()
+    poller = (asyncio.create_task(healthz_poller(Raw(url), stop, health))
+              if health is not None else None)
     limits = httpx.Limits(max_connections=clients + 10)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         async def client(index):
@@ -185,6 +189,9 @@ async def follow_training(url, clients, spread, duration):
                 errors.append(type(error).__name__)
 
         await asyncio.gather(*(client(i) for i in range(clients)))
+    stop.set()
+    if poller is not None:
+        await poller
     return len(got), errors
 
 
@@ -195,12 +202,15 @@ def train_scenario(duration):
             pid = server.process.pid
             cpu = cpu_seconds(pid)
             # the run lasts duration + 10 s in both cases: the last of the 50 starts at 10 s
+            health: list[float] = []
             got, errors = asyncio.run(follow_training(server.url, clients, spread,
-                                                      duration + 10 - spread))
+                                                      duration + 10 - spread, health))
             wait_idle(pid, 30)
             costs[clients] = cpu_seconds(pid) - cpu
+        healthz = (f"{1e3 * percentile(health, 0.5):.0f} / {1e3 * percentile(health, 0.99):.0f}"
+                   if health else "-")
         print(f"| train: {clients} clients within {spread} s, run followed {duration + 10:g} s | "
-              f"{clients} | {got} followed | - | - | - | {len(errors)} | - | "
+              f"{clients} | {got} followed | - | - | - | {len(errors)} | {healthz} | "
               f"server CPU {costs[clients]:.1f} s |", flush=True)
     print(f"| train: CPU of 50 clients / one client's run | | | | | | | | "
           f"{costs[50] / costs[1]:.2f} |", flush=True)
