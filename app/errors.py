@@ -9,9 +9,11 @@ import typing
 import anyio
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
@@ -136,3 +138,18 @@ class QuietDisconnectMiddleware:
         except* (anyio.BrokenResourceError, anyio.ClosedResourceError):
             if not started:
                 raise
+
+
+async def not_found_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    """A 404 for a person (a browser asking for a page: HTML, with the site's menu) or for a
+    program (JSON, as every other error). Other HTTP errors keep FastAPI's JSON answer."""
+    wants_page = (exc.status_code == 404 and not request.url.path.startswith("/api/")
+                  and "text/html" in request.headers.get("accept", ""))
+    if not wants_page:
+        return await http_exception_handler(request, exc)
+    from gradient_flow_lab.app.templating import templates  # pages only: not for API errors
+
+    detail = exc.detail if exc.detail != "Not Found" else (
+        f"There is no page at {request.url.path}")
+    return templates.TemplateResponse(request, "not_found.html", {"detail": detail},
+                                      status_code=404, headers=exc.headers)

@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
 from gradient_flow_lab.app import __version__, edge, logfilter, shutdown
 from gradient_flow_lab.app.errors import (
     QuietDisconnectMiddleware,
+    not_found_handler,
     server_error_handler,
     validation_error_handler,
 )
@@ -70,6 +72,7 @@ def create_app() -> FastAPI:
     app.build_middleware_stack = lambda: edge.wrap(build_stack())  # type: ignore[method-assign]
     app.add_middleware(QuietDisconnectMiddleware)  # sees what the routes raise
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, not_found_handler)  # HTML 404 pages
     app.add_exception_handler(ModelNotFound, models.not_found_handler)
     app.add_exception_handler(Exception, server_error_handler)  # JSON 500s
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")

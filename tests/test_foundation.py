@@ -105,3 +105,16 @@ def test_cli_help_runs() -> None:
     assert result.returncode == 0, result.stderr
     for option in ("--host", "--port", "--workers"):
         assert option in result.stdout
+
+
+def test_a_missing_page_is_an_html_page_for_a_browser_and_json_for_a_program(client):
+    for path in ("/lesson/99", "/no-such-page"):
+        page = client.get(path, headers={"accept": "text/html,application/xhtml+xml"})
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Nothing here" in page.text and 'href="/explore"' in page.text  # the site's menu
+        assert "x-content-type-options" in page.headers
+    assert "steps 1 to" in client.get("/lesson/99", headers={"accept": "text/html"}).text
+    for path, accept in (("/no-such-page", "*/*"), ("/api/no-such-thing", "text/html")):
+        answer = client.get(path, headers={"accept": accept})
+        assert answer.status_code == 404 and answer.json()["detail"]
