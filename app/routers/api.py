@@ -6,9 +6,10 @@ import json
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import nullcontext, suppress
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import anyio
 import numpy as np
@@ -16,12 +17,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
 from gradient_flow_lab.app import admission, jsonsafe, lean, progress, shutdown, sse
 from gradient_flow_lab.app.abandon import stop_when_gone
 from gradient_flow_lab.app.figures.common import figure_json
+from gradient_flow_lab.app.modelstore import ModelNotFound
 from gradient_flow_lab.app.resultcache import (
     MAX_AGE,
     CachedResult,
@@ -301,8 +304,6 @@ def _build_document(query: SimulationQuery, send: MemoryObjectSendStream[News],
         return cached_entry(query, result)
 
 
-@router.get("/simulate/stream", response_class=EventSourceResponse,
-            openapi_extra=QUERY_OPENAPI)
 async def simulate_stream(query: QueryFromString,
                           news: Annotated[MemoryObjectReceiveStream[News],
                                           Depends(simulation_news)],
@@ -362,6 +363,65 @@ async def simulate_stream(query: QueryFromString,
         for text in done.backward:
             yield sse.raw_event("backward", text)
     yield sse.raw_event("result", done.document)
+
+
+# ---- a cached result's stream, sent as one body ----------------------------------------------
+
+# What FastAPI's EventSourceResponse handling sets besides the media type.
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def cached_stream_body(query: SimulationQuery, entry: CachedResult) -> bytes:
+    """The bytes ``simulate_stream`` sends for a result already cached when it starts: ``meta``,
+    ``progress`` "starting", the ``backward`` events and the ``result``. A pure function of the
+    cache key (``_meta`` reads the validated fields only), so it is kept with the entry."""
+    return sse.encode([
+        sse.event("meta", _meta(query)),
+        sse.event("progress", {"stage": "starting", "fraction": 0.0}),
+        *(sse.raw_event("backward", text) for text in entry.backward),
+        sse.raw_event("result", entry.document)])
+
+
+async def cached_stream(request: Request) -> Response | None:
+    """A cached result's stream as one plain response (its body built once, then kept in the
+    cache entry); None when the result is not cached or the query is not valid (the streaming
+    route then answers, with its 422 or 404).
+
+    The same bytes as the stream, at a fraction of its CPU: no task group, no memory stream,
+    no keep-alive timer and one send instead of one per event."""
+    try:
+        query = await _parse_query(request)
+    except (RequestValidationError, ModelNotFound):
+        return None
+    key, cache = cache_key(query), result_cache()
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    if entry.stream is None:
+        entry = replace(entry, stream=cached_stream_body(query, entry))
+        cache.put(key, entry)  # counted in the cache's bytes from now on
+    with pages.latest(request.headers.get(PAGE_HEADER), threading.Event(), key, flights.followed):
+        pass  # as a stream that ended at once: the page's older run stops (app/supersede.py)
+    return Response(entry.stream, media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+class CachedStreamFirst(APIRoute):
+    """The stream's route: a cached result goes out through ``cached_stream``; anything else
+    through FastAPI's handling of ``simulate_stream`` (its dependencies, its SSE encoding)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        streaming = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            response = await cached_stream(request)
+            return response if response is not None else await streaming(request)
+
+        return handler
+
+
+router.add_api_route("/simulate/stream", simulate_stream, methods=["GET"],
+                     response_class=EventSourceResponse, openapi_extra=QUERY_OPENAPI,
+                     route_class_override=CachedStreamFirst)
 
 
 def _meta(query: SimulationQuery) -> dict:
