@@ -11,6 +11,7 @@ import time
 import anyio
 import httpx
 import pytest
+from fastapi.exceptions import RequestValidationError
 
 from gradient_flow_lab import engine
 from gradient_flow_lab.app import lean, progress
@@ -82,6 +83,23 @@ def test_get_is_the_post_json_with_a_strong_etag_and_304(client):
                        params={"view": "bptt", "seq_len": 41, "truncation": 10})
     assert other.status_code == 200 and other.headers["etag"] != etag
     assert client.get("/api/simulate", params={"seq_len": 0}).status_code == 422
+
+
+def test_a_cached_get_answers_as_a_computed_one(client):
+    """The cached answer (made without FastAPI's dependency solving) has the computed answer's
+    status, body and headers; a cached result's 304 too."""
+    params = {"view": "explore", "seq_len": 45, "unknown": "ignored"}
+    computed = client.get("/api/simulate", params=params)
+    cached = client.get("/api/simulate", params=params)
+    assert cached.status_code == computed.status_code == 200
+    assert cached.content == computed.content
+    assert dict(cached.headers) == dict(computed.headers)
+    etag = cached.headers["etag"]
+    assert client.get("/api/simulate", params=params,
+                      headers={"If-None-Match": f'W/{etag}, "other"'}).status_code == 304
+    repeated = client.get("/api/simulate?seq_len=1&seq_len=45&unknown=ignored")
+    assert repeated.headers["etag"] == etag  # the last of repeated keys wins
+    assert client.get("/api/simulate?seq_len=45&seq_len=0").status_code == 422
 
 
 def test_two_identical_requests_at_once_share_one_computation(engine_runs, monkeypatch):
@@ -266,8 +284,10 @@ def test_a_cached_stream_is_one_body_byte_identical_to_the_streamed_one(client, 
     first = client.get("/api/simulate/stream", params=params)  # computed, then cached
     fast = client.get("/api/simulate/stream", params=params)
     again = client.get("/api/simulate/stream", params=params)  # the body kept in the entry
-    monkeypatch.setattr(api, "cached_stream", lambda request: _none())
-    streamed = client.get("/api/simulate/stream", params=params)  # the streaming path, cached
+    # the cached answer gives up as for an invalid query: the streaming route answers (its
+    # dependency holds the real parser), from the cache
+    monkeypatch.setattr(api, "_parse_query", _refuse)
+    streamed = client.get("/api/simulate/stream", params=params)
     assert "content-length" in fast.headers and "content-length" not in streamed.headers
     assert fast.content == again.content == streamed.content
     for name in ("content-type", "cache-control", "x-accel-buffering"):
@@ -279,8 +299,8 @@ def test_a_cached_stream_is_one_body_byte_identical_to_the_streamed_one(client, 
     assert len(fast.content) < cache.bytes  # the kept body is counted
 
 
-async def _none() -> None:
-    return None
+async def _refuse(request) -> None:
+    raise RequestValidationError([])
 
 
 def test_a_cached_stream_from_a_page_still_stops_its_older_run(client, monkeypatch):
