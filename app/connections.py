@@ -92,7 +92,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._arm_header_deadline()
+        if not self.transport.is_closing():  # kept alive: the next request's headers are due
+            self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_deadline is not None:
