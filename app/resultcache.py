@@ -23,7 +23,8 @@ from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-# 64 MiB of result text: about 1,500 default explore results.
+# 64 MiB of result text: about 1,500 default explore results (fewer once streamed: a streamed
+# entry also keeps its stream body).
 MAX_BYTES = 64 * 2**20
 # How long any HTTP cache (browser, nginx) may keep a GET result. The URL names every input and
 # the version is in the ETag, so a result never changes under a URL within one release.
