@@ -110,8 +110,9 @@ def _build_cached(query: SimulationQuery, stop: threading.Event) -> CachedResult
         return cached_entry(query, build_view(query.config, query.view))
 
 
-def _cache_headers(query: SimulationQuery) -> dict[str, str]:
-    return {"ETag": etag_for(cache_key(query)), "Cache-Control": f"public, max-age={MAX_AGE}"}
+def _cache_headers(query: SimulationQuery, key: str | None = None) -> dict[str, str]:
+    key = cache_key(query) if key is None else key
+    return {"ETag": etag_for(key), "Cache-Control": f"public, max-age={MAX_AGE}"}
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -413,7 +414,7 @@ async def cached_get(request: Request) -> Response | None:
     except (RequestValidationError, ModelNotFound):
         return None
     key = cache_key(query)
-    headers = {"ETag": etag_for(key), "Cache-Control": f"public, max-age={MAX_AGE}"}
+    headers = _cache_headers(query, key)
     if _matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     entry = result_cache().get(key)
