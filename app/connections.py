@@ -1,5 +1,8 @@
 """Connection limits of the server: what ``gradient-flow-lab`` passes to uvicorn.
 
+The HTTP parser is httptools (llhttp, in C): uvicorn's pure-Python h11 parser, its fallback,
+took a large share of the CPU of a cached request.
+
 uvicorn closes a kept-alive connection that stays idle after a response, but never one that
 sends nothing, or sends its request line and headers a byte at a time: enough of those hold
 every file descriptor. ``HeaderTimeoutProtocol`` gives every connection ``HEADER_TIMEOUT``
@@ -18,20 +21,36 @@ import asyncio
 import resource
 import socket
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT = 10.0  # seconds to send a request's headers
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle kept-alive connection stays open (uvicorn's default)
-MAX_HEADER_BYTES = 16 * 1024  # request line and headers (h11's default is 16 KB too)
+MAX_HEADER_BYTES = 16 * 1024  # request line and headers (h11's limit, which we had)
 GRACEFUL_SHUTDOWN_SECONDS = 5  # after SIGTERM, then open requests are cancelled
 BACKLOG = 1024  # connections the kernel queues before the server accepts them
 SEND_BUFFER_BYTES = 128 * 1024  # the kernel doubles it: 256 KB of unread data per connection
 
 
-class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for headers and a bounded send buffer."""
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: the parser stops and uvicorn answers 400 and closes."""
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for headers, a size limit for them and a
+    bounded send buffer.
+
+    The size limit: llhttp sets none, and httptools gathers a header's value in memory until
+    the next header starts. A head that completes is measured exactly, from the parser's
+    callbacks; one that does not is bounded by the bytes received while it is incomplete
+    (counted from the chunk after the previous request ended, so at most one read over the
+    limit). Either way over ``MAX_HEADER_BYTES`` gets uvicorn's 400 ("Invalid HTTP request
+    received.") and the connection closes, as h11 answered before."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _reading_head = True  # between a request's end (or the connection's start) and its headers'
+    _head_bytes = 0  # received while the head was incomplete at the end of a read
+    _head_size = 0  # the current head's URL and header lines, as the parser handed them over
+    _message_ended = False  # a request ended during the current read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -40,14 +59,51 @@ class HeaderTimeoutProtocol(H11Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._arm_header_deadline()
 
+    def data_received(self, data: bytes) -> None:
+        self._message_ended = False
+        super().data_received(data)
+        if not self._reading_head or self.transport.is_closing():
+            return
+        self._head_bytes = 0 if self._message_ended else self._head_bytes + len(data)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self.logger.warning("Request headers larger than %d bytes.", MAX_HEADER_BYTES)
+            self.send_400_response("Invalid HTTP request received.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = self._message_ended = True
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._arm_header_deadline()
+        if not self.transport.is_closing():  # kept alive: the next request's headers are due
+            self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
         super().connection_lost(exc)
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEADER_BYTES:
+            raise HeadTooLarge  # httptools stops; uvicorn's data_received answers 400
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -84,6 +140,5 @@ def max_connections(file_limit: int) -> int:
 
 def uvicorn_options(file_limit: int) -> dict:
     return {"http": HeaderTimeoutProtocol, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
-            "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
             "limit_concurrency": max_connections(file_limit), "backlog": BACKLOG,
             "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS}

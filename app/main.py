@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,11 +53,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shutdown.watch_signals()  # streams say "stopping" before the server waits for them
     pool = engine_pool()
     await anyio.to_thread.run_sync(pool.start)  # the first requests wait for no process
+    _freeze_startup_objects()
     try:
         with threadpool_limits(limits=BLAS_THREADS):
             yield
     finally:
         pool.close()
+
+
+def _freeze_startup_objects() -> None:
+    """What import and startup made lives as long as the process: frozen, the collector no
+    longer walks it. Under load a full collection walked those ~75,000 objects and held the
+    event loop 45-65 ms (every request and /healthz waited); frozen, 2 ms. Once per process (a
+    test session starts the app many times). Young collections cost 0.1 ms each: a higher
+    gen-0 threshold gained nothing measurable."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()  # garbage is freed first, not frozen for good
+    gc.freeze()
+
+
+_frozen = False
 
 
 def create_app() -> FastAPI:

@@ -2,8 +2,8 @@
 view, package version), so a repeated request is answered from here without any NumPy work.
 
 What is kept is exactly what goes on the wire: the strict-JSON result document and the data of
-the stream's ``backward`` events, as text. The cache is bounded in bytes of that text and evicts
-the least recently used entry first.
+the stream's ``backward`` events, as text, and the stream's body once one was asked for. The
+cache is bounded in bytes of all three and evicts the least recently used entry first.
 
     cache = result_cache()
     entry = cache.get(key)            # None, or a CachedResult (now the most recently used)
@@ -23,7 +23,8 @@ from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-# 64 MiB of result text: about 1,500 default explore results.
+# 64 MiB of result text: about 1,500 default explore results (fewer once streamed: a streamed
+# entry also keeps its stream body).
 MAX_BYTES = 64 * 2**20
 # How long any HTTP cache (browser, nginx) may keep a GET result. The URL names every input and
 # the version is in the ETag, so a result never changes under a URL within one release.
@@ -55,14 +56,19 @@ def etag_for(key: str) -> str:
 
 @dataclass(frozen=True)
 class CachedResult:
-    """A finished result as sent: the ``result`` document and the ``backward`` events' data."""
+    """A finished result as sent: the ``result`` document and the ``backward`` events' data;
+    once a stream has been asked for it, also that stream's whole body (``stream``), which a
+    later stream of the same result sends as it is (the cache then holds the entry again, with
+    its new size)."""
 
     document: str
     backward: tuple[str, ...] = ()
+    stream: bytes | None = None
 
     @property
     def size(self) -> int:
-        return len(self.document) + sum(len(text) for text in self.backward)
+        return (len(self.document) + sum(len(text) for text in self.backward)
+                + len(self.stream or b""))
 
 
 class Sized(Protocol):

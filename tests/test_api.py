@@ -5,7 +5,7 @@ import pytest
 
 from gradient_flow_lab.app import progress
 from gradient_flow_lab.app.routers import api
-from gradient_flow_lab.app.schemas import WORK_BUDGET
+from gradient_flow_lab.app.schemas import WORK_BUDGET, SimulationQuery
 from tests.strict_json import post_json, sse_events
 
 
@@ -164,6 +164,22 @@ def test_openapi_lists_the_configuration_fields(client):
     assert {"cell", "nonlinearity", "seq_len", "num_layers", "hidden_size", "input_size",
             "batch_size", "weight_scale", "input_scale", "init", "forget_bias", "loss_at",
             "truncation", "clip", "seed"} <= params
+
+
+def test_openapi_gives_every_query_parameter_its_schema(client):
+    """The GET routes read the query string in one dependency: the document still lists every
+    field, with its bounds, its choices and the 422."""
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/simulate", "/api/simulate/stream"):
+        operation = schema["paths"][path]["get"]
+        params = {p["name"]: p for p in operation["parameters"]}
+        assert set(params) == set(SimulationQuery.model_fields), path
+        assert all(p["in"] == "query" and not p["required"] for p in params.values())
+        assert params["seq_len"]["schema"]["maximum"] == 1000
+        assert params["seq_len"]["schema"]["minimum"] == 1
+        assert params["view"]["schema"]["enum"] == ["explore", "bptt", "cells", "compare", "chaos"]
+        assert params["cell"]["description"] == "Recurrent cell type."
+        assert "422" in operation["responses"]
 
 
 @pytest.mark.parametrize("view,config", [

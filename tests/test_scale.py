@@ -11,6 +11,7 @@ import time
 import anyio
 import httpx
 import pytest
+from fastapi.exceptions import RequestValidationError
 
 from gradient_flow_lab import engine
 from gradient_flow_lab.app import jobs, lean, progress
@@ -83,6 +84,23 @@ def test_get_is_the_post_json_with_a_strong_etag_and_304(client):
                        params={"view": "bptt", "seq_len": 41, "truncation": 10})
     assert other.status_code == 200 and other.headers["etag"] != etag
     assert client.get("/api/simulate", params={"seq_len": 0}).status_code == 422
+
+
+def test_a_cached_get_answers_as_a_computed_one(client):
+    """The cached answer (made without FastAPI's dependency solving) has the computed answer's
+    status, body and headers; a cached result's 304 too."""
+    params = {"view": "explore", "seq_len": 45, "unknown": "ignored"}
+    computed = client.get("/api/simulate", params=params)
+    cached = client.get("/api/simulate", params=params)
+    assert cached.status_code == computed.status_code == 200
+    assert cached.content == computed.content
+    assert dict(cached.headers) == dict(computed.headers)
+    etag = cached.headers["etag"]
+    assert client.get("/api/simulate", params=params,
+                      headers={"If-None-Match": f'W/{etag}, "other"'}).status_code == 304
+    repeated = client.get("/api/simulate?seq_len=1&seq_len=45&unknown=ignored")
+    assert repeated.headers["etag"] == etag  # the last of repeated keys wins
+    assert client.get("/api/simulate?seq_len=45&seq_len=0").status_code == 422
 
 
 def test_two_identical_requests_at_once_share_one_computation(engine_runs, monkeypatch):
@@ -349,3 +367,70 @@ def test_a_cached_stream_is_indistinguishable_from_a_computed_one(client, engine
     without_progress = lambda events: [e for e in events if e[0] != "progress"]  # noqa: E731
     assert without_progress(cached) == without_progress(computed)
     assert [name for name, _ in cached].count("backward") >= 20
+
+
+def test_a_cached_stream_is_one_body_byte_identical_to_the_streamed_one(client, monkeypatch):
+    """A stream of a cached result is sent as one precomputed body (with a Content-Length, one
+    send): the same bytes and headers as the streaming path sends for it, counted in the cache."""
+    params = {"view": "explore", "cell": "lstm", "seq_len": 60}
+    first = client.get("/api/simulate/stream", params=params)  # computed, then cached
+    fast = client.get("/api/simulate/stream", params=params)
+    again = client.get("/api/simulate/stream", params=params)  # the body kept in the entry
+    # the cached answer gives up as for an invalid query: the streaming route answers (its
+    # dependency holds the real parser), from the cache
+    monkeypatch.setattr(api, "_parse_query", _refuse)
+    streamed = client.get("/api/simulate/stream", params=params)
+    assert "content-length" in fast.headers and "content-length" not in streamed.headers
+    assert fast.content == again.content == streamed.content
+    for name in ("content-type", "cache-control", "x-accel-buffering"):
+        assert fast.headers[name] == streamed.headers[name] == first.headers[name], name
+    computed = [e for e in sse_events(first) if e[0] != "progress" or e[1]["stage"] == "starting"]
+    assert sse_events(fast) == computed
+    cache = api.result_cache()
+    assert cache.bytes == sum(entry.size for entry in cache._entries.values())
+    assert len(fast.content) < cache.bytes  # the kept body is counted
+
+
+async def _refuse(request) -> None:
+    raise RequestValidationError([])
+
+
+def test_a_cached_stream_from_a_page_still_stops_its_older_run(client, monkeypatch,
+                                                              engine_in_threads):
+    client.post("/api/simulate", json={"seq_len": 21})  # the newer stream's result is cached
+    finished = []
+    real_build = jobs.build_view
+
+    def long_build(config, view):
+        for step in range(300):
+            progress.report("long stage", step / 300)
+            time.sleep(0.01)
+        finished.append(config.seq_len)
+        return real_build(config, view)
+
+    monkeypatch.setattr(jobs, "build_view", long_build)
+    page = {"X-GFL-Page": "page-0123456789"}
+
+    async def main() -> tuple[httpx.Response, httpx.Response, float]:
+        async with asgi_client() as http:
+            answers: dict[str, httpx.Response] = {}
+            ended: dict[str, float] = {}
+
+            async def ask(name: str, seq_len: int) -> None:
+                answers[name] = await http.get("/api/simulate/stream", headers=page,
+                                               params={"seq_len": seq_len})
+                ended[name] = time.monotonic()
+
+            began = time.monotonic()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(ask, "older", 20)
+                await anyio.sleep(0.3)
+                tasks.start_soon(ask, "newer", 21)
+            return answers["older"], answers["newer"], ended["older"] - began
+
+    older, newer, older_seconds = run_async(main)
+    assert "content-length" in newer.headers  # answered from the cache in one piece
+    assert finished == [], "the superseded run computed to the end"
+    assert older_seconds < 1.5, f"the older stream ran {older_seconds:.1f} s"
+    assert sse_events(newer)[-1][0] == "result"
+    assert len(pages) == 0
