@@ -139,6 +139,10 @@ def max_connections(file_limit: int) -> int:
 
 
 def uvicorn_options(file_limit: int) -> dict:
-    return {"http": HeaderTimeoutProtocol, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
+    # loop: asyncio's own, whether or not uvloop happens to be installed ("auto" would take
+    # it): uvloop measured no faster here, and it reports a refused accept (out of file
+    # descriptors) its own way, which app/logfilter.py does not know.
+    return {"http": HeaderTimeoutProtocol, "loop": "asyncio",
+            "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
             "limit_concurrency": max_connections(file_limit), "backlog": BACKLOG,
             "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS}
