@@ -108,3 +108,34 @@ def test_kept_alive_requests_with_bodies_in_one_write_are_all_answered(port):
     last = one.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
     answer = exchange(port, one * 3 + last)
     assert answer.count(b"HTTP/1.1 200 OK") == 4
+
+
+def _head_and_body(answer: bytes) -> tuple[dict[bytes, bytes], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    pairs = (line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    return {name.lower(): value for name, value in pairs}, body
+
+
+def test_healthz_answered_at_the_connection_is_the_apps_answer(port, client):
+    app_answer = client.get("/healthz")
+    for method in (b"GET", b"HEAD"):
+        answer = exchange(port, request(method=method))
+        assert status(answer) == 200
+        headers, body = _head_and_body(answer)
+        assert body == (app_answer.content if method == b"GET" else b"")
+        for name in ("content-type", "content-length", "content-security-policy",
+                     "x-content-type-options", "referrer-policy", "x-frame-options"):
+            assert headers[name.encode()].decode() == app_answer.headers[name], name
+        assert headers[b"connection"] == b"close"
+
+
+def test_healthz_between_kept_alive_requests_keeps_their_order(port):
+    simulate = b"POST /api/simulate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = request(path=b"/healthz")
+    answer = exchange(port, simulate + health + simulate + health + last)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 5, answer[:300]
+    # the answers in the order asked: a document, {"status":"ok"}, a document, ok, ok
+    order = [answer.find(b'"config"'), answer.find(b'{"status":"ok"}')]
+    assert order[0] < order[1]
+    assert answer.endswith(b'{"status":"ok"}')
