@@ -88,6 +88,8 @@ class GateSaturation:
     low: float  # fraction of (t, b, unit) with the gate below SATURATION_LOW
     high: float  # ... above SATURATION_HIGH
     mean: float  # the gate's mean value
+    nonfinite: float = 0.0  # fraction of (t, b, unit) that is inf or nan (low, high and mean
+    #                         are over the finite rest; nan when nothing is finite)
 
 
 def gate_saturation(trace: Trace) -> list[GateSaturation]:
@@ -99,14 +101,16 @@ def gate_saturation(trace: Trace) -> list[GateSaturation]:
         if trace.cell_type == "rnn":
             values = np.abs(trace.hidden[layer])  # (T, B, H)
             finite = values[np.isfinite(values)]
-            out.append(GateSaturation(layer, "h", 0.0, _share(finite > SATURATION_HIGH),
-                                      _mean(finite)))
+            out.append(GateSaturation(layer, "h", 0.0 if finite.size else float("nan"),
+                                      _share(finite > SATURATION_HIGH), _mean(finite),
+                                      1.0 - finite.size / max(1, values.size)))
             continue
         for gate in SIGMOID_GATES[trace.cell_type]:
             values = trace.gates[gate][layer]  # (T, B, H)
             finite = values[np.isfinite(values)]
             out.append(GateSaturation(layer, gate, _share(finite < SATURATION_LOW),
-                                      _share(finite > SATURATION_HIGH), _mean(finite)))
+                                      _share(finite > SATURATION_HIGH), _mean(finite),
+                                      1.0 - finite.size / max(1, values.size)))
     return out
 
 

@@ -353,7 +353,13 @@ def test_nan_weights_are_reported_not_a_crash(api):
     report = api.get(f"/api/models/{model_id}/report")
     assert report.status_code == 200
     assert report.json()["checks"][0]["status"] == "fail"
-    assert api.get(f"/models/{model_id}").status_code == 200
+    page = api.get(f"/models/{model_id}")
+    assert page.status_code == 200
+    # layer 1 turns NaN after its first step: its saturation says so, not just "0%"
+    layer_one = [row for row in report.json()["saturation"] if row["layer"] == 1]
+    assert layer_one and all(row["nonfinite"] > 0.5 for row in layer_one)
+    assert all("infinite or not a number" in row["meaning"] for row in layer_one)
+    assert "not a number%" not in page.text
     run = api.post("/api/simulate", json={"model": model_id})
     assert run.status_code == 200 and run.json()["nonfinite"]
 

@@ -83,12 +83,18 @@ def _spectrum_sentence(cell: str, item: health.GateSpectrum, gamma: float | None
 
 
 def _saturation_sentence(item: health.GateSaturation) -> str:
+    if not math.isfinite(item.high):  # no finite value to measure
+        return (f"Every value of the {GATE_WORDS[item.gate]} is infinite or not a number on "
+                f"these inputs (the run overflowed), so how saturated it is cannot be measured.")
+    overflow = (f"{_fmt(100 * item.nonfinite, 2)}% of its values are infinite or not a "
+                f"number (the run overflowed); of the others, " if item.nonfinite > 0 else "")
     if item.gate == "h":
-        return (f"{_fmt(100 * item.high, 2)}% of the hidden values sit near ±1, where the "
-                f"activation is flat and passes almost no gradient.")
+        return (f"{overflow}{_fmt(100 * item.high, 2)}% of the hidden values sit near ±1, where "
+                f"the activation is flat and passes almost no gradient.")
     words = GATE_WORDS[item.gate]
-    text = (f"The {words} is shut (< 0.05) {_fmt(100 * item.low, 2)}% and wide open (> 0.95) "
-            f"{_fmt(100 * item.high, 2)}% of the time; ")
+    text = (f"{overflow}the {words} is shut (< 0.05) {_fmt(100 * item.low, 2)}% and wide open "
+            f"(> 0.95) {_fmt(100 * item.high, 2)}% of the time; ")
+    text = text[0].upper() + text[1:]
     if item.gate in ("f", "z") and item.high > 0.5:
         return text + "mostly open, it carries its state (and its gradient) across many steps."
     if item.low + item.high > 0.5:
