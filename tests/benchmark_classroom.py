@@ -13,7 +13,8 @@ Scenarios (each starts its own server; the clients run in this process, on the s
   without and with the page id header: the server's CPU seconds until it is idle;
 - nginx:  app/deploy/nginx.conf before two app processes: requests per second for the same
   preset (GET) and for random configurations.
-/healthz p50/p99 is polled every 50 ms during each, and the server's memory at start and end.
+/healthz p50/p99 is polled every 50 ms during each (by a process of its own), and the server's
+memory (its process tree's PSS) at start and end.
 Not collected by pytest.
 """
 
@@ -83,23 +84,32 @@ def random_config(rng: random.Random) -> dict:
             "weight_scale": round(rng.uniform(0.5, 2.0), 2), "seed": rng.randint(0, 2**31 - 1)}
 
 
-async def healthz_poller(http: Raw, stop: asyncio.Event, latencies: list) -> None:
-    while not stop.is_set():
-        started = time.perf_counter()
-        status, _, _ = await http.request("GET", "/healthz")
-        if status == 200:
-            latencies.append(time.perf_counter() - started)
-        await asyncio.sleep(0.05)
+class HealthPoller:
+    """/healthz asked every 50 ms by a process of its own (tests/benchmark_hostile.py --poll):
+    in this process the load's own event loop, busy with a hundred clients, would be what is
+    measured. ``stop()`` returns the latencies (s)."""
+
+    def __init__(self, url: str) -> None:
+        self.folder = tempfile.mkdtemp(prefix="gfl-poll-")
+        self.stop_file = os.path.join(self.folder, "stop")
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("benchmark_hostile.py")), "--poll",
+             url, self.stop_file], stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> list[float]:
+        Path(self.stop_file).touch()
+        output = self.process.communicate(timeout=60)[0]
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return [float(line) for line in output.split()]
 
 
 async def load(url, clients, request, duration):
     """``clients`` loops of ``request(http, rng)`` for ``duration`` s; returns (latencies,
     errors, /healthz latencies)."""
-    latencies, errors, health, count = [], [], [], [0]
+    latencies, errors, count = [], [], [0]
     deadline = time.monotonic() + duration
     http = Raw(url)
-    stop = asyncio.Event()
-    poller = asyncio.create_task(healthz_poller(http, stop, health))
+    poller = HealthPoller(url)
 
     async def client(index):
         rng = random.Random(index)
@@ -116,9 +126,7 @@ async def load(url, clients, request, duration):
                 errors.append("status")
 
     await asyncio.gather(*(client(i) for i in range(clients)))
-    stop.set()
-    await poller
-    return latencies, errors, health
+    return latencies, errors, poller.stop()
 
 
 async def open_preset(http, rng):
@@ -167,9 +175,7 @@ async def follow_training(url, clients, spread, duration, health=None):
     ``duration`` s; returns how many got a step event, and the errors. /healthz latencies
     meanwhile go to ``health`` if given."""
     got, errors = [], []
-    stop = asyncio.Event()
-    poller = (asyncio.create_task(healthz_poller(Raw(url), stop, health))
-              if health is not None else None)
+    poller = HealthPoller(url) if health is not None else None
     limits = httpx.Limits(max_connections=clients + 10)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         async def client(index):
@@ -189,9 +195,8 @@ async def follow_training(url, clients, spread, duration, health=None):
                 errors.append(type(error).__name__)
 
         await asyncio.gather(*(client(i) for i in range(clients)))
-    stop.set()
     if poller is not None:
-        await poller
+        health += poller.stop()
     return len(got), errors
 
 
