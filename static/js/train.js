@@ -185,10 +185,11 @@ function setUp(data) {
     + ` (sequence length ${data.seq_len})…`;
 }
 
-// One line per model: "LSTM learned at step 300, 10 s" or "RNN: 31% after 60 s".
+// One line per model: "LSTM learned at step 300, 10 s" or "RNN: 31% after 2000 steps, 60 s".
 function showModelStatus(finished = false) {
   if (!meta) return;
-  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  const elapsed = (performance.now() - started) / 1000;
+  const seconds = elapsed.toFixed(elapsed < 10 ? 1 : 0); // a short run reads 0.4 s, not 0 s
   modelStatus.replaceChildren(...meta.cells.map((cell) => {
     const run = store[cell];
     const item = document.createElement("li");
@@ -203,8 +204,8 @@ function showModelStatus(finished = false) {
     } else if (run.accuracy.length) {
       const recent = run.accuracy.slice(-WINDOW);
       const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
-      item.textContent = `${name}: ${(100 * mean).toFixed(0)}% ${finished ? "after" : "at"} ` +
-        `${finished ? `${seconds} s` : `step ${run.steps[n - 1]}, ${seconds} s`}`;
+      item.textContent = `${name}: ${(100 * mean).toFixed(0)}% ` + (finished
+        ? `after ${run.steps[n - 1]} steps, ${seconds} s` : `at step ${run.steps[n - 1]}, ${seconds} s`);
     } else {
       item.textContent = `${name}: loss ${run.loss[n - 1].toPrecision(3)} at step ` +
         `${run.steps[n - 1]}, ${seconds} s`;
