@@ -214,7 +214,7 @@ def test_training_lab_reads_from_the_back_row(page):
     lines = page.locator("#model-status li").all_inner_texts()
     assert len(lines) == 2, lines
     for line in lines:
-        pattern = r"(LSTM|RNN)( learned at step \d+, \d+ s|: \d+% after \d+ s)"
+        pattern = r"(LSTM|RNN)( learned at step \d+, \d+ s|: \d+% after \d+ steps, \d+(\.\d)? s)"
         assert re.fullmatch(pattern, line), line
     # the log axes label whole values: "0.2", never a bare "2" under "1" meaning 0.2
     for name in ("loss", "grad_norm"):

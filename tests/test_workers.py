@@ -9,13 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 
 from gradient_flow_lab.app import jobs, progress, workers
 from gradient_flow_lab.app.schemas import SimulationQuery
-from tests.helpers import running_server, wait_until
+from tests.helpers import run_async, running_server, wait_until
 
 
 # Module-level, so that a worker process can import and run them.
@@ -97,14 +96,14 @@ def test_a_killed_worker_is_reported_in_words_and_replaced():
         assert await pool.run(counting_job, 2) == 2
 
     try:
-        anyio.run(main)
+        run_async(main)  # a thread of its own: the browser tests' Playwright may hold a loop here
     finally:
         pool.close()
 
 
 def test_with_no_processes_the_work_runs_in_a_thread_of_this_process():
     pool = workers.EnginePool(0)
-    assert anyio.run(pool.run, own_pid) == os.getpid()
+    assert run_async(pool.run, own_pid) == os.getpid()
     assert workers.EnginePool(1).size == 1
 
 
