@@ -16,8 +16,6 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Request
 
-from gradient_flow_lab.app import progress
-
 
 @asynccontextmanager
 async def stop_when_gone(request: Request) -> AsyncIterator[threading.Event]:
@@ -38,5 +36,7 @@ async def stop_when_gone(request: Request) -> AsyncIterator[threading.Event]:
                 yield stop
             finally:
                 tasks.cancel_scope.cancel()
-    except* progress.Stopped:
-        raise progress.Stopped from None  # as raised, not in the task group's ExceptionGroup
+    except BaseExceptionGroup as group:  # the task group wraps what the block raised
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None  # as raised, for its handler (or Stopped's)
+        raise

@@ -18,6 +18,7 @@ holding its slot all that time, and a thousand such clients could pin 4 GB of ke
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import socket
 
@@ -32,6 +33,7 @@ KEEP_ALIVE_TIMEOUT = 5  # seconds an idle kept-alive connection stays open (uvic
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers (h11's limit, which we had)
 GRACEFUL_SHUTDOWN_SECONDS = 5  # after SIGTERM, then open requests are cancelled
 BACKLOG = 1024  # connections the kernel queues before the server accepts them
+BUSY_RETRY_SECONDS = 5  # the Retry-After of a 503 beyond the connection limit
 SEND_BUFFER_BYTES = 128 * 1024  # the kernel doubles it: 256 KB of unread data per connection
 
 
@@ -119,6 +121,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             except StopIteration:
                 return
             raise RuntimeError("the liveness answer waited")  # pragma: no cover
+        if app is not self.app:  # uvicorn's plain-text 503 beyond limit_concurrency: ours
+            app = too_many_connections
         super()._start_asgi_task(cycle, app)
 
     def _count_head(self, size: int) -> None:
@@ -150,6 +154,20 @@ async def liveness(scope: Scope, receive: Receive, send: Send) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(HEALTH_BODY)).encode()), *SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": HEALTH_BODY})
+
+
+BUSY_BODY = json.dumps({"detail": "the server is serving as many connections as it allows; "
+                                  f"try again in {BUSY_RETRY_SECONDS} seconds"}).encode()
+
+
+async def too_many_connections(scope: Scope, receive: Receive, send: Send) -> None:
+    """The 503 beyond the connection limit, in JSON with the security headers like every other
+    answer (uvicorn's own is plain text)."""
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BUSY_BODY)).encode()),
+        (b"retry-after", str(BUSY_RETRY_SECONDS).encode()), *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": BUSY_BODY})
 
 
 def raise_file_limit() -> int:

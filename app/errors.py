@@ -3,6 +3,7 @@ scripts, and a 500 that says what happened in words."""
 
 from __future__ import annotations
 
+import logging
 import math
 import typing
 
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
@@ -112,6 +114,9 @@ async def server_error_handler(request: Request, exc: Exception) -> JSONResponse
         "detail": f"the server failed on this request ({type(exc).__name__}); it was logged"})
 
 
+logger = logging.getLogger(__name__)
+
+
 class QuietDisconnectMiddleware:
     """Swallows the error FastAPI's Server-Sent Events raise when a client leaves mid-stream.
 
@@ -153,3 +158,16 @@ async def not_found_handler(request: Request, exc: StarletteHTTPException) -> Re
         f"There is no page at {request.url.path}")
     return templates.TemplateResponse(request, "not_found.html", {"detail": detail},
                                       status_code=404, headers=exc.headers)
+
+
+async def client_gone_handler(request: Request, exc: ClientDisconnect) -> Response:
+    """The client left while its request body was still arriving: nobody is there to answer,
+    and nothing went wrong here, so the log stays quiet (a traceback per dropped upload let a
+    script fill the disk)."""
+    return Response(status_code=400)
+
+
+async def engine_failed_handler(request: Request, exc: EngineFailed) -> JSONResponse:
+    """An engine process died under a request: one log line, and a 500 that says how."""
+    logger.error("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=500, content={"detail": f"{exc}; try again"})

@@ -12,11 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from threadpoolctl import threadpool_limits
 
 from gradient_flow_lab.app import __version__, edge, logfilter, shutdown
 from gradient_flow_lab.app.errors import (
     QuietDisconnectMiddleware,
+    client_gone_handler,
+    engine_failed_handler,
     not_found_handler,
     server_error_handler,
     validation_error_handler,
@@ -35,7 +38,7 @@ from gradient_flow_lab.app.routers import (
 )
 from gradient_flow_lab.app.security import MAX_BODY_BYTES
 from gradient_flow_lab.app.settings import get_settings
-from gradient_flow_lab.app.workers import engine_pool
+from gradient_flow_lab.app.workers import EngineFailed, engine_pool
 
 # BLAS threads per process while the app runs. The engine's matrices are small (H <= 256), so
 # extra BLAS threads add no speed, while every request already runs in a thread of its own:
@@ -93,6 +96,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, not_found_handler)  # HTML 404 pages
     app.add_exception_handler(ModelNotFound, models.not_found_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)  # no traceback: gone
+    app.add_exception_handler(EngineFailed, engine_failed_handler)  # one line in the log
     app.add_exception_handler(Exception, server_error_handler)  # JSON 500s
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.include_router(vendor.router)

@@ -360,6 +360,40 @@ def test_a_failing_training_stream_ends_with_an_error_event(client, monkeypatch,
     assert "the optimiser broke" in events[-1][1]["message"]
 
 
+@pytest.mark.slow
+def test_clients_that_drop_their_post_bodies_leave_no_tracebacks():
+    with running_server(stop_timeout=30) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        for path in ("/api/simulate?view=explore", "/api/models"):
+            for _ in range(20):
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                 f"application/json\r\nContent-Length: 100\r\n\r\n{{".encode())
+                    time.sleep(0.01)
+        time.sleep(0.5)
+        assert healthy(server.url)
+        log = server.log_text()
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_beyond_the_connection_limit_the_503_is_json_with_our_headers():
+    # 100 file descriptors: at most max(32, 100 // 2) = 50 connections at once
+    with running_server(["prlimit", "--nofile=100:100", *CONSOLE_COMMAND]) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+        try:
+            time.sleep(0.3)
+            answer = httpx.get(server.url + "/api/simulate", timeout=10)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert answer.status_code == 503
+    assert "try again in" in answer.json()["detail"] and answer.headers["retry-after"] == "5"
+    _assert_ours(answer)
+
+
 # --- SIGTERM -----------------------------------------------------------------------------------
 
 def _read_events(response, into: list, started: threading.Event) -> None:

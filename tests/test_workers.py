@@ -173,6 +173,8 @@ def test_a_worker_killed_mid_request_gives_a_500_in_words_and_the_next_request_w
         asking.join(60)
         assert answer[0].status_code == 500
         assert "killed by SIGKILL" in answer[0].json()["detail"]
+        log = server.log_text()
+        assert "killed by SIGKILL" in log and "Traceback" not in log  # one line, handled
         again = httpx.post(f"{server.url}/api/simulate", json={"seq_len": 30, "seed": 3},
                            timeout=60)
         assert again.status_code == 200
