@@ -7,7 +7,8 @@ uvicorn closes a kept-alive connection that stays idle after a response, but nev
 sends nothing, or sends its request line and headers a byte at a time: enough of those hold
 every file descriptor. ``HeaderTimeoutProtocol`` gives every connection ``HEADER_TIMEOUT``
 seconds, from when it opens or from its last response, to finish a request's headers, and
-closes it otherwise. A request whose headers arrived runs as long as it needs.
+closes it otherwise. Its body then has HEADER_TIMEOUT seconds plus its length at 64 KiB/s (a
+chunked one 60 s). A request whose whole body arrived runs as long as it needs.
 
 It also caps each connection's kernel send buffer (``SEND_BUFFER_BYTES``; Linux lets it grow to
 4 MB by itself). A client that stops reading then fills it within seconds, and app/edge.py's
@@ -29,6 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from gradient_flow_lab.app.security import SECURITY_HEADERS
 
 HEADER_TIMEOUT = 10.0  # seconds to send a request's headers
+MIN_BODY_RATE = 64 * 1024  # bytes per second a request body must at least arrive at
+BODY_TIMEOUT = 60.0  # seconds for a chunked body (its length is not known up front)
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle kept-alive connection stays open (uvicorn's default)
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers (h11's limit, which we had)
 GRACEFUL_SHUTDOWN_SECONDS = 5  # after SIGTERM, then open requests are cancelled
@@ -53,6 +56,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     received.") and the connection closes, as h11 answered before."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _body_deadline: asyncio.TimerHandle | None = None
     _reading_head = True  # between a request's end (or the connection's start) and its headers'
     _head_bytes = 0  # received while the head was incomplete at the end of a read
     _head_size = 0  # the current head's URL and header lines, as the parser handed them over
@@ -91,10 +95,37 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._head_bytes = 0
         super().on_headers_complete()
+        self._arm_body_deadline()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_head = self._message_ended = True
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _arm_body_deadline(self) -> None:
+        """A body must arrive within HEADER_TIMEOUT plus its length at MIN_BODY_RATE (a chunked
+        one within BODY_TIMEOUT): one trickled a byte at a time would hold its connection, and
+        a slot under the connection limit, for as long as its sender likes."""
+        headers = dict(self.headers)
+        try:
+            length = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            return  # the parser refuses it anyway
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            seconds = BODY_TIMEOUT
+        elif length > 0:
+            seconds = HEADER_TIMEOUT + length / MIN_BODY_RATE
+        else:
+            return
+        self._body_deadline = self.loop.call_later(seconds, self._body_too_slow)
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if not self.transport.is_closing() and not self._reading_head:
+            self.logger.info("Request body too slow: connection closed.")
+            self.transport.close()  # the app sees the client gone (a quiet ClientDisconnect)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -102,8 +133,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
+        for deadline in (self._header_deadline, self._body_deadline):
+            if deadline is not None:
+                deadline.cancel()
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:

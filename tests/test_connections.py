@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -139,3 +140,29 @@ def test_healthz_between_kept_alive_requests_keeps_their_order(port):
     order = [answer.find(b'"config"'), answer.find(b'{"status":"ok"}')]
     assert order[0] < order[1]
     assert answer.endswith(b'{"status":"ok"}')
+
+
+@pytest.mark.slow
+def test_a_body_trickled_too_slowly_is_cut_off(port):
+    # a 1,000-byte body: 10 s plus 1000 / 65536 s to arrive; a byte a second never gets there
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /api/simulate HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 1000\r\n\r\n{")
+        closed = False
+        while time.monotonic() - started < 25 and not closed:
+            try:
+                sock.sendall(b" ")
+                time.sleep(1)
+                sock.setblocking(False)
+                try:
+                    closed = sock.recv(65536) == b""
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+            except OSError:
+                closed = True
+    elapsed = time.monotonic() - started
+    assert closed, "the trickled body was never cut off"
+    assert connections.HEADER_TIMEOUT <= elapsed < connections.HEADER_TIMEOUT + 5, elapsed
