@@ -32,8 +32,10 @@ def parse_args(argv: Sequence[str] | None = None,
         epilog="`gradient-flow-lab report MODEL -o report.html` writes an uploaded model's health "
                "report instead (see `gradient-flow-lab report --help`). "
                "Also read from the environment: GFL_MAX_TRAINING (training streams at once, "
-               f"now {defaults.max_training}) and GFL_MAX_TRAINING_SECONDS (time limit of one "
-               f"training, now {defaults.max_training_seconds:g} s).",
+               f"now {defaults.max_training}), GFL_MAX_TRAINING_SECONDS (time limit of one "
+               f"training, now {defaults.max_training_seconds:g} s), GFL_ENGINE_PROCESSES "
+               f"(worker processes for simulations, now {defaults.engine_processes}) and the "
+               "model store's GFL_MODEL_* (see the README).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(

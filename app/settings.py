@@ -77,6 +77,8 @@ def _allowed(name: str) -> str:
         return "a non-empty string" if field.annotation is str else kind
     if above:
         return f"{kind} above {low:g} and at most {high:g}"
+    if field.annotation is int:  # 1073741824, not 1.07374e+09
+        return f"{kind} from {low} to {high}"
     return f"{kind} from {low:g} to {high:g}"
 
 
