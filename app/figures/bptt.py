@@ -110,9 +110,11 @@ def unrolled_figure(full: Simulation, k: int) -> Figure:
         layout["shapes"] = [dict(type="line", xref="x", yref="paper", x0=s - 0.5, x1=s - 0.5,
                                  y0=0, y1=1, line=dict(color=PALETTE[3], width=1.2, dash="dash"))
                             for s in starts]
+        # Inside the plot, under the input row (the y range leaves room there): above the
+        # plot it ran into the title once projector mode enlarged the fonts.
         layout["annotations"] = [dict(
-            xref="paper", yref="paper", x=1, y=1.02, xanchor="right", yanchor="bottom",
-            showarrow=False, font=dict(size=11, color=PALETTE[3]),
+            xref="paper", yref="paper", x=1, y=0.01, xanchor="right", yanchor="bottom",
+            showarrow=False, font=dict(size=11, color=PALETTE[3]), bgcolor="rgba(255,255,255,0.8)",
             text=f"dashed: where truncated BPTT (k = {k}) cuts the backward flow")]
     layout["meta"] = {"seq_len": T, "num_layers": L, "columns": columns}
     return figure(data, layout)

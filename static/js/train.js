@@ -416,7 +416,8 @@ function showTrainedDownloads(downloads) {
   });
   box.append(" (kept 15 minutes; upload one at ", Object.assign(document.createElement("a"),
     { href: "/models", textContent: "Your model" }), " for its health report).");
-  statusLine.after(box);
+  // Under the main plot, not above it: on a projector the paragraph pushed the plot off screen.
+  document.getElementById("accuracy-block").after(box);
 }
 
 drawPlaceholders();
