@@ -132,6 +132,20 @@ def test_projector_mode_restyles_every_plot(projector, name):
     page.wait_for_function(restored, arg=plot)
 
 
+@pytest.mark.parametrize("name", ["cells", "explore", "bptt", "chaos"])
+def test_projector_plot_titles_stay_inside_their_plots(projector, name):
+    page = projector
+    page.goto(f"{page.base_url}/{name}?present=1")
+    drawn(page, name)
+    overflow = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+      .filter((plot) => plot.offsetParent !== null)
+      .flatMap((plot) => [...plot.querySelectorAll('.gtitle')].map((title) => ({
+        text: title.textContent,
+        over: title.getBoundingClientRect().right - plot.getBoundingClientRect().right})))
+      .filter((title) => title.over > 1)""")
+    assert overflow == [], overflow
+
+
 def test_projector_band_edges_stay_thinner_than_the_main_line(projector):
     """A thin guide or band edge grows less than a main line (never thicker than it)."""
     page = projector

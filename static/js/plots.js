@@ -27,7 +27,7 @@ export function applyFigure(element, figure) {
   let data = figure.data;
   if (document.body.classList.contains("present")) {
     data = data.map((trace) => ({ ...trace })); // leave the server's figure as it was
-    presentLayout(layout, data);
+    presentLayout(layout, data, element.clientWidth);
   }
   if (layout.height && element.classList.contains("main-figure")) {
     layout.height = fitMainHeight(element, layout.height);
@@ -89,16 +89,35 @@ function nextTask() {
 // colour bars and hover labels all grow; a thin line (a band's edge, a guide) stays thinner
 // than a main line. The plot grows with its type so labels stay inside the figure.
 export const PRESENT_FONT = 20;
+const CHAR_WIDTH = 0.55; // a character's width in ems, on average, in the plots' sans-serif
 const grow = (font, size) => ({ ...(font || {}), size: Math.max(size, Math.min(26, Math.round((font?.size ?? 13) * 1.5))) });
 
-export function presentLayout(layout, data) {
+export function presentLayout(layout, data, width = 0) {
   layout.font = { ...(layout.font || {}), size: PRESENT_FONT };
   const title = typeof layout.title === "string" ? { text: layout.title } : layout.title;
-  // a long heading grows less, so it still fits across the plot
-  if (title) layout.title = { ...title, font: grow(title.font, (title.text ?? "").length > 48 ? 19 : 24) };
+  let titleLines = 1;
+  if (title) {
+    // a long heading grows less, and one still wider than the plot goes on two lines
+    let font = grow(title.font, (title.text ?? "").length > 48 ? 19 : 24);
+    let text = title.text ?? "";
+    const plain = text.replace(/<[^>]*>/g, "");
+    const room = width - 40; // pixels across the plot for the heading
+    if (width && plain.length * font.size * CHAR_WIDTH > room) {
+      font = { ...font, size: Math.max(17, Math.floor(room / (plain.length * CHAR_WIDTH))) };
+      if (!text.includes("<br") && plain.length * font.size * CHAR_WIDTH > room) {
+        const middle = text.indexOf(" ", Math.floor(text.length / 2));
+        const before = text.lastIndexOf(" ", Math.floor(text.length / 2));
+        const cut = middle < 0 || (before > 0 && text.length / 2 - before < middle - text.length / 2)
+          ? before : middle;
+        if (cut > 0) { text = `${text.slice(0, cut)}<br>${text.slice(cut + 1)}`; titleLines = 2; }
+      }
+    }
+    layout.title = { ...title, text, font };
+  }
   if (layout.height) layout.height = Math.round(layout.height * 1.45);
   const margin = layout.margin || {};
-  layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64), b: Math.max(margin.b ?? 0, 72) };
+  layout.margin = { ...margin, t: Math.max(margin.t ?? 0, 64 + 26 * (titleLines - 1)),
+    b: Math.max(margin.b ?? 0, 72) };
   layout.legend = { ...(layout.legend || {}), font: grow(layout.legend?.font, PRESENT_FONT) };
   layout.hoverlabel = { ...(layout.hoverlabel || {}), font: grow(layout.hoverlabel?.font, 18) };
   for (const key of Object.keys(layout)) {
