@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -130,9 +131,19 @@ def _serve(host: str, port: int, workers: int) -> None:
             shutdown.begin()
             super().handle_exit(sig, frame)
 
-    print(f"Gradient Flow Lab running at http://{host}:{port}/ (up to "
-          f"{options['limit_concurrency']} connections)", flush=True)
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets)  # binds; on failure uvicorn says why and exits
+            if not self.should_exit:
+                print(banner, flush=True)  # only once it really is running
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        sys.exit(f"{PROG}: cannot listen on host {host!r} (--host or GFL_HOST): {error}")
+    banner = (f"Gradient Flow Lab running at http://{host}:{port}/ (up to "
+              f"{options['limit_concurrency']} connections)")
     if workers > 1:  # uvicorn's supervisor; each worker ends its streams at its time limit
+        print(banner, flush=True)
         uvicorn.run(APP, host=host, port=port, workers=workers, **options)
         return
     config = uvicorn.Config(APP, host=host, port=port, **options)

@@ -4,6 +4,7 @@ at startup with one line that names it and its range."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from importlib.metadata import version
@@ -56,6 +57,25 @@ def test_a_bad_variable_stops_the_command_with_one_line(variable, value, allowed
     lines = result.stderr.strip().splitlines()
     assert lines == [f"gradient-flow-lab: {variable} must be {allowed} (got {value!r})"]
     assert "running at" not in result.stdout, "the server must not start"
+
+
+def test_a_host_that_cannot_be_listened_on_is_one_line_and_no_banner():
+    result = run_command("--port", "1", GFL_HOST="999.1.1.1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("gradient-flow-lab: cannot listen on host '999.1.1.1'")
+    assert "running at" not in result.stdout
+
+
+def test_the_banner_waits_for_the_port_a_taken_port_prints_none():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_command("--port", str(taken.getsockname()[1]))
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr
+    assert "running at" not in result.stdout
 
 
 def test_version_comes_from_the_package_metadata():
