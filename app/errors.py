@@ -82,9 +82,13 @@ def describe(error: dict, model: type[BaseModel] = SimulationQuery) -> dict:
     name = str(loc[-1]) if len(loc) > 1 else ""
     allowed = _allowed(name, model)
     message = error.get("msg", "invalid value")
-    value = _safe_input(error.get("input"))
+    raw = error.get("input")
+    value = _safe_input(raw)
     if allowed:
-        message = f"{name} must be {allowed} (got {value!r}): {message}"
+        # as sent (quoted if text); what JSON cannot carry is already its escaped repr
+        plain = value is raw or (isinstance(raw, str) and value == raw[:200])
+        shown = repr(value) if plain else value
+        message = f"{name} must be {allowed} (got {shown}): {message}"
     clean = {key: item for key, item in error.items() if key not in ("input", "ctx", "url")}
     return {**clean, "input": value, "field": name or None, "msg": message}
 

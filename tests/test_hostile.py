@@ -497,3 +497,16 @@ def test_running_out_of_file_descriptors_logs_a_line_a_second_and_recovers():
     assert 1 <= len(refused) <= 6, log[-2000:]
     assert "Traceback" not in log, log[-2000:]
     assert len(log.splitlines()) < at_rest + 20, log[-2000:]
+
+
+def test_unreadable_input_is_named_in_plain_words(client):
+    def message(body: bytes) -> str:
+        response = client.post("/api/simulate", content=body,
+                               headers={"content-type": "application/json"})
+        assert response.status_code == 422
+        return response.json()["detail"][0]["msg"]
+
+    assert "(got '\\ud800')" in message(b'{"cell": "\\ud800"}')  # escaped once, not twice
+    assert "(got nan)" in message(b'{"seq_len": NaN}')
+    digits = message(b'{"seq_len": ' + b"9" * 5000 + b"}")
+    assert "more than 4300 digits" in digits and "sys." not in digits

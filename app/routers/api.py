@@ -119,9 +119,12 @@ async def _parse_body(request: Request, view: str) -> SimulationQuery:
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, RecursionError) as error:
+        why = str(error)
+        if "integer string conversion" in why:  # Python's own words, about its own limit
+            why = "it holds an integer of more than 4300 digits"
         raise RequestValidationError([{
             "type": "json_invalid", "loc": ("body",), "input": None,
-            "msg": f"the body is not valid JSON: {error}"}]) from None
+            "msg": f"the body is not valid JSON: {why}"}]) from None
     if not isinstance(body, dict):
         raise RequestValidationError([{
             "type": "model_type", "loc": ("body",), "input": None,
