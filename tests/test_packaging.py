@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import running_server
+from tests.helpers import running_server, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -64,9 +64,10 @@ def server(installed, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     with running_server([str(installed / "bin" / "gradient-flow-lab")], cwd=elsewhere,
                         log=elsewhere / "server.log") as server:
-        first_line = server.log_text().splitlines()[0]
-        assert server.url in first_line, \
-            f"the command should print its URL, printed {first_line!r}"
+        # the banner names the URL once the port is bound (after uvicorn's own lines)
+        banner = f"Gradient Flow Lab running at {server.url}/"
+        wait_until(lambda: banner in server.log_text(), 10,
+                   f"the command should print its URL; it printed {server.log_text()[:500]!r}")
         yield server.url
 
 
