@@ -33,9 +33,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from multiprocessing.context import ForkServerContext
 from typing import Any, TypeVar
@@ -72,7 +74,8 @@ class EngineProcess:
         self._stop = context.Event()
         self.process = context.Process(target=_serve, args=(child, self._stop), daemon=True,
                                        name="gradient-flow-lab engine")
-        self.process.start()
+        with _main_file_hidden_if_missing():
+            self.process.start()
         child.close()
         self._lock = threading.Lock()  # one call at a time
 
@@ -138,6 +141,23 @@ class EngineProcess:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5)
+
+
+@contextmanager
+def _main_file_hidden_if_missing() -> Iterator[None]:
+    """A new process imports the parent's ``__main__`` from its file; a main read from standard
+    input (``python - < script``) names '<stdin>', which the child cannot open, and it died.
+    The workers need nothing from ``__main__``: such a name is hidden while one starts."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None or os.path.exists(path):
+        yield
+        return
+    del main.__file__  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        main.__file__ = path  # type: ignore[union-attr]
 
 
 def _serve(conn: multiprocessing.connection.Connection, stop: Any) -> None:

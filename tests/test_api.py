@@ -192,3 +192,13 @@ def test_every_run_a_view_makes_counts_against_the_budget(client, view, config):
                      client.get("/api/simulate/stream", params={**config, "view": view})):
         assert response.status_code == 422
         assert "budget" in response.json()["detail"][0]["msg"]
+
+
+def test_a_body_field_that_is_not_a_configuration_field_is_named_not_ignored(client):
+    typo = client.post("/api/simulate", json={"seq_length": 50})
+    assert typo.status_code == 422
+    detail = typo.json()["detail"][0]
+    assert detail["loc"] == ["body", "seq_length"] and "seq_len" in detail["msg"]
+    view = client.post("/api/simulate", json={"view": "bptt"})
+    assert view.status_code == 422 and "query string" in view.json()["detail"][0]["msg"]
+    assert client.post("/api/simulate", json={"seq_len": 30}).status_code == 200

@@ -81,10 +81,10 @@ def test_a_long_query_string_gets_a_4xx_not_a_500(port):
 
 def test_a_body_arriving_with_its_headers_is_not_counted_as_headers(port):
     """A POST whose headers and 60 KB body arrive together: the body is not part of the limit."""
-    body = json.dumps({"seed": 1, "pad": "z" * 60_000}).encode()
+    body = b'{"seed": 1' + b" " * 60_000 + b"}"  # valid JSON, padded with white space
     answer = exchange(port, request(b"Content-Type: application/json\r\nContent-Length: %d\r\n"
                                     % len(body), body, b"POST", b"/api/simulate"))
-    assert status(answer) == 200  # read whole ("pad" is not a field: ignored)
+    assert status(answer) == 200  # read whole and parsed
 
 
 @pytest.mark.parametrize("length", [b"12abc", b"-1", b"1 2", b"0x10"])

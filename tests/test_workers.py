@@ -178,3 +178,17 @@ def test_a_worker_killed_mid_request_gives_a_500_in_words_and_the_next_request_w
         again = httpx.post(f"{server.url}/api/simulate", json={"seq_len": 30, "seed": 3},
                            timeout=60)
         assert again.status_code == 200
+
+
+def test_a_worker_starts_from_a_main_read_from_standard_input():
+    script = ("from gradient_flow_lab.app import workers\n"
+              "from tests.test_workers import own_pid\n"
+              "process = workers.EngineProcess()\n"
+              "print(process.call(own_pid) != __import__('os').getpid())\n"
+              "process.close()\n")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parent.parent, check=False)
+    assert done.stdout.strip() == "True", done.stderr[-1500:]

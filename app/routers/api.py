@@ -129,6 +129,16 @@ async def _parse_body(request: Request, view: str) -> SimulationQuery:
         raise RequestValidationError([{
             "type": "model_type", "loc": ("body",), "input": None,
             "msg": "the body must be a JSON object of configuration fields"}])
+    # A program's typo (seq_length) must not quietly run the defaults. (Links stay lenient:
+    # a query string may carry fields an older version had.)
+    unknown = [name for name in body if name not in SimulationConfig.model_fields]
+    if unknown:
+        raise RequestValidationError([{
+            "type": "extra_forbidden", "loc": ("body", name), "input": body[name],
+            "msg": ("the view goes in the query string (?view=...), not the body"
+                    if name == "view" else f"{name!r} is not a configuration field; the fields "
+                    f"are {', '.join(SimulationConfig.model_fields)}")}
+            for name in unknown[:10]])
     try:
         return SimulationQuery.model_validate({**body, "view": view})
     except ValidationError as error:
@@ -177,7 +187,8 @@ QueryFromString = Annotated[SimulationQuery, Depends(_parse_query)]
 
 @router.post("/simulate", openapi_extra={"requestBody": {
     "required": False,
-    "content": {"application/json": {"schema": SimulationConfig.model_json_schema()}}}})
+    "content": {"application/json": {"schema": {**SimulationConfig.model_json_schema(),
+                                                "additionalProperties": False}}}}})
 async def simulate_once(request: Request,
                         view: Annotated[ViewName, Query()] = "explore") -> Response:
     """Run one simulation and return the whole result (figures included) as strict JSON.
