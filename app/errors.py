@@ -112,8 +112,8 @@ async def server_error_handler(request: Request, exc: Exception) -> JSONResponse
     first error inside it is the one named."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]  # type: ignore[assignment]
-    if isinstance(exc, EngineFailed):  # its words are for people: how the worker ended
-        return JSONResponse(status_code=500, content={"detail": f"{exc}; try again"})
+    if isinstance(exc, EngineFailed):  # unwrapped from a task group's ExceptionGroup
+        return await engine_failed_handler(request, exc)
     return JSONResponse(status_code=500, content={
         "detail": f"the server failed on this request ({type(exc).__name__}); it was logged"})
 

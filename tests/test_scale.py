@@ -268,7 +268,10 @@ async def _get_training() -> httpx.Response:
         return await http.get("/api/train/stream", params=SMALL_TRAINING)
 
 
-def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch, engine_in_threads):
+def _older_then_newer_stream(monkeypatch) -> tuple[httpx.Response, httpx.Response, float, list]:
+    """A page's stream of seq_len 20 (three seconds of reported stages before the real view),
+    then 0.3 s later the same page's stream of seq_len 21. Returns both answers, the seconds the
+    older one lasted, and the seq_lens whose long build ran to its end."""
     finished = []
     real_build = jobs.build_view
 
@@ -300,8 +303,12 @@ def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch, engi
                 tasks.start_soon(ask, "newer", 21)
             return answers["older"], answers["newer"], ended["older"] - began
 
+    return (*run_async(main), finished)
+
+
+def test_a_newer_stream_from_the_same_page_stops_the_older_run(monkeypatch, engine_in_threads):
     superseded = pages.superseded
-    older, newer, older_seconds = run_async(main)
+    older, newer, older_seconds, finished = _older_then_newer_stream(monkeypatch)
     assert pages.superseded - superseded == 1
     assert finished == [21], "the superseded run computed to the end"
     assert older_seconds < 1.5, f"the older stream ran {older_seconds:.1f} s"
@@ -398,37 +405,7 @@ async def _refuse(request) -> None:
 def test_a_cached_stream_from_a_page_still_stops_its_older_run(client, monkeypatch,
                                                               engine_in_threads):
     client.post("/api/simulate", json={"seq_len": 21})  # the newer stream's result is cached
-    finished = []
-    real_build = jobs.build_view
-
-    def long_build(config, view):
-        for step in range(300):
-            progress.report("long stage", step / 300)
-            time.sleep(0.01)
-        finished.append(config.seq_len)
-        return real_build(config, view)
-
-    monkeypatch.setattr(jobs, "build_view", long_build)
-    page = {"X-GFL-Page": "page-0123456789"}
-
-    async def main() -> tuple[httpx.Response, httpx.Response, float]:
-        async with asgi_client() as http:
-            answers: dict[str, httpx.Response] = {}
-            ended: dict[str, float] = {}
-
-            async def ask(name: str, seq_len: int) -> None:
-                answers[name] = await http.get("/api/simulate/stream", headers=page,
-                                               params={"seq_len": seq_len})
-                ended[name] = time.monotonic()
-
-            began = time.monotonic()
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(ask, "older", 20)
-                await anyio.sleep(0.3)
-                tasks.start_soon(ask, "newer", 21)
-            return answers["older"], answers["newer"], ended["older"] - began
-
-    older, newer, older_seconds = run_async(main)
+    older, newer, older_seconds, finished = _older_then_newer_stream(monkeypatch)
     assert "content-length" in newer.headers  # answered from the cache in one piece
     assert finished == [], "the superseded run computed to the end"
     assert older_seconds < 1.5, f"the older stream ran {older_seconds:.1f} s"
