@@ -359,6 +359,7 @@ def test_nan_weights_are_reported_not_a_crash(api):
     layer_one = [row for row in report.json()["saturation"] if row["layer"] == 1]
     assert layer_one and all(row["nonfinite"] > 0.5 for row in layer_one)
     assert all("infinite or not a number" in row["meaning"] for row in layer_one)
+    assert not any("still learns" in row["meaning"] for row in layer_one)
     assert "not a number%" not in page.text
     run = api.post("/api/simulate", json={"model": model_id})
     assert run.status_code == 200 and run.json()["nonfinite"]

@@ -95,6 +95,9 @@ def _saturation_sentence(item: health.GateSaturation) -> str:
     text = (f"{overflow}the {words} is shut (< 0.05) {_fmt(100 * item.low, 2)}% and wide open "
             f"(> 0.95) {_fmt(100 * item.high, 2)}% of the time; ")
     text = text[0].upper() + text[1:]
+    if item.nonfinite > 0.5:  # what the finite rest says matters less than the overflow
+        return text + ("but with most of its values overflowed, its gradient is not a number "
+                       "either: the weights need fixing before this gate can learn.")
     if item.gate in ("f", "z") and item.high > 0.5:
         return text + "mostly open, it carries its state (and its gradient) across many steps."
     if item.low + item.high > 0.5:
