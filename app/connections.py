@@ -23,8 +23,7 @@ import json
 import resource
 import socket
 
-from starlette.types import Receive, Scope, Send
-from uvicorn._types import ASGI3Application
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from gradient_flow_lab.app.security import SECURITY_HEADERS
@@ -138,7 +137,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
                 deadline.cancel()
         super().connection_lost(exc)
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGIApp) -> None:
         """``GET``/``HEAD /healthz`` is answered here, as soon as its headers are parsed, instead
         of in a task of its own: a task waits its turn behind every request the event loop is
         serving, so under a class's load a health check took as long as any request (p99 above
