@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -110,56 +111,15 @@ def run(cell: str, params: Params, inputs: npt.ArrayLike, targets: npt.ArrayLike
             params whose shapes do not fit the cell; inputs, targets or h0 of the wrong shape,
             or targets outside [0, K) (-1 allowed) for cross-entropy.
     """
-    if cell not in CELL_MODULES:
-        raise ValueError(f"cell must be one of {sorted(CELL_MODULES)}, got {cell!r}")
-    if cell == "rnn" and nonlinearity not in ("tanh", "sigmoid", "relu"):
-        raise ValueError(f"nonlinearity must be tanh, sigmoid or relu, got {nonlinearity!r}")
-    if truncation is not None and (int(truncation) != truncation or truncation < 1):
-        raise ValueError(f"truncation must be None or an integer >= 1, got {truncation!r}")
     input_size, H, K, L = infer_sizes(cell, params)
-    inputs = np.asarray(inputs, dtype=np.float64)
-    targets = np.asarray(targets)
-    loss_fn: Callable[[FloatArray, AnyArray], tuple[FloatArray, FloatArray]]
-    if inputs.ndim != 3 or inputs.shape[2] != input_size:
-        raise ValueError(f"inputs must be (T, B, {input_size}), got {inputs.shape}")
+    inputs, targets, loss_fn = _checked_arrays(cell, nonlinearity, truncation, loss, inputs,
+                                               targets, input_size, K)
     T, B, _ = inputs.shape
-    if loss == "cross_entropy":
-        if targets.shape != (T, B) or not np.issubdtype(targets.dtype, np.integer):
-            raise ValueError(f"targets must be integers of shape {(T, B)}, got {targets.dtype} "
-                             f"{targets.shape}")
-        if targets.size and (targets.min() < -1 or targets.max() >= K):
-            raise ValueError(f"targets must be in [0, {K}) or -1, got values in "
-                             f"[{targets.min()}, {targets.max()}]")
-        loss_fn = _cross_entropy
-    elif loss == "mse":
-        targets = targets.astype(np.float64)
-        if targets.shape != (T, B, K):
-            raise ValueError(f"mse targets must be floats of shape {(T, B, K)}, got "
-                             f"{targets.shape}")
-        loss_fn = _squared_error
-    else:
-        raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
     h0, c0 = _initial_state(cell, h0, L, B, H)
-    module = CELL_MODULES[cell]
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        # Forward, layer by layer: each layer's whole input projection is one matmul.
-        layer_inputs: list[FloatArray] = []
-        caches: list[Cache] = []
-        layer_hidden: list[FloatArray] = []
-        x = inputs
-        for layer in range(L):
-            x_proj = affine(x, params[f"weight_ih_l{layer}"].T,
-                            params[f"bias_ih_l{layer}"])  # (T, B, GH)
-            h, cache = module.forward(x_proj, params[f"weight_hh_l{layer}"],
-                                      params[f"bias_hh_l{layer}"], h0[layer],
-                                      None if c0 is None else c0[layer], nonlinearity)
-            layer_inputs.append(x)
-            caches.append(cache)
-            layer_hidden.append(h)
-            x = h
-        hidden = np.stack(layer_hidden)  # (L, T, B, H)
-
+        caches, layer_inputs, hidden = _forward_layers(cell, params, inputs, h0, c0,
+                                                       nonlinearity)
         logits = affine(hidden[-1], params["head.weight"].T, params["head.bias"])  # (T, B, K)
         step_loss, grad_logits = loss_fn(logits, targets)
         grads = {
@@ -168,22 +128,17 @@ def run(cell: str, params: Params, inputs: npt.ArrayLike, targets: npt.ArrayLike
         }
         grad_top = affine(grad_logits, params["head.weight"])  # (T, B, H)
         backward = backward_layers(cell, params, caches, grad_top, truncation)
-        for layer, (grad_x_proj, grad_h_proj, *_rest) in enumerate(backward):
+        for layer, layer_grads in enumerate(backward):
             h_prev = np.concatenate([h0[layer][None], hidden[layer, :-1]])  # (T, B, H)
-            x = layer_inputs[layer]
-            grads[f"weight_ih_l{layer}"] = (grad_x_proj.reshape(T * B, -1).T
-                                            @ x.reshape(T * B, -1))  # (GH, D)
-            grads[f"bias_ih_l{layer}"] = grad_x_proj.sum(axis=(0, 1))
-            grads[f"weight_hh_l{layer}"] = (grad_h_proj.reshape(T * B, -1).T
-                                            @ h_prev.reshape(T * B, H))  # (GH, H)
-            grads[f"bias_hh_l{layer}"] = grad_h_proj.sum(axis=(0, 1))
+            grads.update(_weight_grads(layer, layer_grads, layer_inputs[layer], h_prev))
 
-    grad_hidden = np.stack([b[2] for b in backward])
+    grad_hidden = np.stack([b.grad_hidden for b in backward])  # (L, T, B, H)
     cell_state = np.stack([c["cell"] for c in caches]) if cell == "lstm" else None
     gates = {}
     if cell != "rnn":
         stacked = np.stack([c["gates"] for c in caches])  # (L, T, B, G, H)
         gates = {name: stacked[:, :, :, k] for k, name in enumerate(GATE_NAMES[cell])}
+    grad_cells = [b.grad_cell for b in backward if b.grad_cell is not None]
     return Trace(
         cell_type=cell,
         nonlinearity=nonlinearity if cell == "rnn" else "tanh",
@@ -193,12 +148,11 @@ def run(cell: str, params: Params, inputs: npt.ArrayLike, targets: npt.ArrayLike
         logits=logits,
         hidden=hidden,
         grad_hidden=grad_hidden,
-        grad_output=np.stack([b[4] for b in backward]),
+        grad_output=np.stack([b.grad_output for b in backward]),
         cell=cell_state,
-        grad_cell=(np.stack([b[3] for b in backward if b[3] is not None]) if cell == "lstm"
-                   else None),
+        grad_cell=np.stack(grad_cells) if cell == "lstm" else None,
         gates=gates,
-        grad_h_proj=np.stack([b[1] for b in backward]),
+        grad_h_proj=np.stack([b.grad_h_proj for b in backward]),
         grads={key: grads[key] for key in params},  # same key order as params
         initial_hidden=h0,
         initial_cell=c0,
@@ -213,7 +167,89 @@ def run(cell: str, params: Params, inputs: npt.ArrayLike, targets: npt.ArrayLike
     )
 
 
-LayerGrads = tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray]
+LossFn = Callable[[FloatArray, AnyArray], tuple[FloatArray, FloatArray]]
+
+
+def _checked_arrays(cell: str, nonlinearity: str, truncation: int | None, loss: str,
+                    inputs: npt.ArrayLike, targets: npt.ArrayLike, input_size: int,
+                    num_classes: int) -> tuple[FloatArray, AnyArray, LossFn]:
+    """``run``'s arguments checked: inputs as float64 (T, B, D), the targets in the loss's
+    form, and the loss function. Raises the ValueErrors ``run`` lists."""
+    if cell not in CELL_MODULES:
+        raise ValueError(f"cell must be one of {sorted(CELL_MODULES)}, got {cell!r}")
+    if cell == "rnn" and nonlinearity not in ("tanh", "sigmoid", "relu"):
+        raise ValueError(f"nonlinearity must be tanh, sigmoid or relu, got {nonlinearity!r}")
+    if truncation is not None and (int(truncation) != truncation or truncation < 1):
+        raise ValueError(f"truncation must be None or an integer >= 1, got {truncation!r}")
+    K = num_classes
+    x = np.asarray(inputs, dtype=np.float64)
+    y = np.asarray(targets)
+    if x.ndim != 3 or x.shape[2] != input_size:
+        raise ValueError(f"inputs must be (T, B, {input_size}), got {x.shape}")
+    T, B, _ = x.shape
+    if loss == "cross_entropy":
+        if y.shape != (T, B) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"targets must be integers of shape {(T, B)}, got {y.dtype} "
+                             f"{y.shape}")
+        if y.size and (y.min() < -1 or y.max() >= K):
+            raise ValueError(f"targets must be in [0, {K}) or -1, got values in "
+                             f"[{y.min()}, {y.max()}]")
+        return x, y, _cross_entropy
+    if loss == "mse":
+        y = y.astype(np.float64)
+        if y.shape != (T, B, K):
+            raise ValueError(f"mse targets must be floats of shape {(T, B, K)}, got {y.shape}")
+        return x, y, _squared_error
+    raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+
+
+def _forward_layers(cell: str, params: Params, inputs: FloatArray, h0: FloatArray,
+                    c0: FloatArray | None, nonlinearity: str
+                    ) -> tuple[list[Cache], list[FloatArray], FloatArray]:
+    """The stacked forward pass, layer by layer; each layer's whole input projection is one
+    matrix product. inputs: (T, B, D); h0, c0: (L, B, H).
+    Returns the L cell caches, each layer's input ((T, B, D) or (T, B, H)) and the hidden
+    states (L, T, B, H)."""
+    module = CELL_MODULES[cell]
+    caches: list[Cache] = []
+    layer_inputs: list[FloatArray] = []
+    layer_hidden: list[FloatArray] = []
+    x = inputs
+    for layer in range(len(h0)):
+        x_proj = affine(x, params[f"weight_ih_l{layer}"].T,
+                        params[f"bias_ih_l{layer}"])  # (T, B, GH)
+        h, cache = module.forward(x_proj, params[f"weight_hh_l{layer}"],
+                                  params[f"bias_hh_l{layer}"], h0[layer],
+                                  None if c0 is None else c0[layer], nonlinearity)
+        layer_inputs.append(x)
+        caches.append(cache)
+        layer_hidden.append(h)
+        x = h
+    return caches, layer_inputs, np.stack(layer_hidden)
+
+
+def _weight_grads(layer: int, grads: LayerGrads, x: FloatArray, h_prev: FloatArray) -> Params:
+    """One layer's weight gradients, each one matrix product over all steps (BPTT's sum over
+    time). x: (T, B, D) the layer's input; h_prev: (T, B, H) the state each step read."""
+    T, B, H = h_prev.shape
+    return {
+        f"weight_ih_l{layer}": (grads.grad_x_proj.reshape(T * B, -1).T
+                                @ x.reshape(T * B, -1)),  # (GH, D)
+        f"bias_ih_l{layer}": grads.grad_x_proj.sum(axis=(0, 1)),
+        f"weight_hh_l{layer}": (grads.grad_h_proj.reshape(T * B, -1).T
+                                @ h_prev.reshape(T * B, H)),  # (GH, H)
+        f"bias_hh_l{layer}": grads.grad_h_proj.sum(axis=(0, 1)),
+    }
+
+
+class LayerGrads(NamedTuple):
+    """One layer's backward results, each with grad_top's leading axes (T, ..., B, ·)."""
+
+    grad_x_proj: FloatArray  # d loss / d (W_ih x_t + b_ih), (T, ..., B, G*H)
+    grad_h_proj: FloatArray  # d loss / d (W_hh h_(t-1) + b_hh), (T, ..., B, G*H)
+    grad_hidden: FloatArray  # d loss / d h_t, total, (T, ..., B, H)
+    grad_cell: FloatArray | None  # d loss / d c_t for lstm, else None
+    grad_output: FloatArray  # what reached h_t from outside the layer's recurrence
 
 
 def backward_layers(cell: str, params: Params, caches: Sequence[Cache], grad_top: FloatArray,
@@ -222,8 +258,7 @@ def backward_layers(cell: str, params: Params, caches: Sequence[Cache], grad_top
 
     grad_top: (T, ..., B, H); extra axes after time are carried through (see ``engine.cells``).
     caches: the L per-layer caches of the cells' ``forward``.
-    Returns, per layer from the bottom, (grad_x_proj, grad_h_proj, grad_hidden, grad_cell,
-    grad_output), each with grad_top's leading axes.
+    Returns, per layer from the bottom, its ``LayerGrads``.
     """
     module = CELL_MODULES[cell]
     num_layers = len(caches)
@@ -232,7 +267,8 @@ def backward_layers(cell: str, params: Params, caches: Sequence[Cache], grad_top
     for layer in range(num_layers - 1, -1, -1):
         grad_x_proj, grad_h_proj, grad_hidden, grad_cell = module.backward(
             grad_output, caches[layer], params[f"weight_hh_l{layer}"], truncation)
-        results[layer] = (grad_x_proj, grad_h_proj, grad_hidden, grad_cell, grad_output)
+        results[layer] = LayerGrads(grad_x_proj, grad_h_proj, grad_hidden, grad_cell,
+                                    grad_output)
         if layer:
             grad_output = affine(grad_x_proj, params[f"weight_ih_l{layer}"])  # to the layer below
     return [r for r in results if r is not None]  # all filled in by the loop above

@@ -183,7 +183,7 @@ def loss_reach(trace: Trace, *, max_loss_steps: int = 64,
     with np.errstate(over="ignore", invalid="ignore"):
         layers = backward_layers(trace.cell_type, trace.params, trace.caches, upstream,
                                  trace.truncation)
-    reach = np.stack([norm(grad_hidden, axis=(2, 3)) for _, _, grad_hidden, _, _ in layers])
+    reach = np.stack([norm(grads.grad_hidden, axis=(2, 3)) for grads in layers])
     return LossReach(loss_steps, reach.transpose(2, 0, 1))  # (L, T, N) -> (N, L, T)
 
 
