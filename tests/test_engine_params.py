@@ -145,6 +145,75 @@ def test_forget_bias_is_ignored_without_a_forget_gate(cell):
 
 
 @pytest.mark.parametrize("init", engine.INITS)
+def test_update_bias_sets_the_gru_update_gate_rows_only(init):
+    """Gate order r, z, n: the update gate z is the second block of H rows."""
+    num_layers = 2
+    plain = engine.init_params("gru", D, H, K, num_layers, init=init, seed=2)
+    params = engine.init_params("gru", D, H, K, num_layers, init=init, update_bias=2.5, seed=2)
+    update = slice(H, 2 * H)
+    for layer in range(num_layers):
+        assert np.all(params[f"bias_ih_l{layer}"][update] == 2.5)
+        assert np.all(params[f"bias_hh_l{layer}"][update] == 0.0)
+        for key in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+            keep = np.ones(3 * H, dtype=bool)
+            keep[update] = False
+            assert np.array_equal(params[key][keep], plain[key][keep]), key
+    for key in plain:
+        if "bias" not in key or key.startswith("head"):
+            assert np.array_equal(params[key], plain[key]), key
+
+
+def test_update_bias_none_keeps_the_inits_biases():
+    plain = engine.init_params("gru", D, H, K, seed=3)
+    params = engine.init_params("gru", D, H, K, update_bias=None, seed=3)
+    assert all(np.array_equal(params[key], plain[key]) for key in plain)
+    assert not np.all(plain["bias_ih_l0"][H:2 * H] == 0), "the default init draws its biases"
+
+
+def test_update_bias_keeps_the_gru_carrying_its_state():
+    """h' = (1 - z) n + z h: with every weight 0 and the bias b, z = sigmoid(b) and n = 0, so the
+    state shrinks by exactly sigmoid(b) per step; at b = 0 it halves."""
+    for bias in (0.0, 3.0):
+        params = engine.init_params("gru", D, H, K, init="normal", scale=0.0, update_bias=bias,
+                                    seed=0)
+        params["weight_ih_l0"][:] = 0.0
+        h0 = np.full((1, 1, H), 0.8)
+        trace = engine.run("gru", params, np.zeros((3, 1, D)), np.zeros((3, 1), dtype=int), h0=h0)
+        z = 1 / (1 + np.exp(-bias))
+        np.testing.assert_allclose(trace.gates["z"], z, rtol=1e-14)
+        np.testing.assert_allclose(trace.hidden[0, :, 0, 0], 0.8 * z ** np.arange(1, 4),
+                                   rtol=1e-12)
+
+
+@pytest.mark.gold
+def test_update_bias_is_torchs_update_gate():
+    """Loaded into ``torch.nn.GRU``, the bias moves PyTorch's z (r, z, n order): with every weight
+    and other bias 0 and zero input, torch's h1 = sigmoid(b) h0. Put in the r rows it would give
+    h0 / 2, in the n rows tanh(b) / 2 + h0 / 2."""
+    torch = pytest.importorskip("torch")
+    params = engine.init_params("gru", D, H, K, init="normal", scale=0.0, update_bias=3.0, seed=0)
+    params["weight_ih_l0"][:] = 0.0
+    gru = torch.nn.GRU(D, H).double()
+    gru.load_state_dict({k: torch.tensor(v) for k, v in params.items()
+                         if not k.startswith("head.")})
+    h0 = torch.full((1, 1, H), 0.8, dtype=torch.float64)
+    with torch.no_grad():
+        _, h1 = gru(torch.zeros((1, 1, D), dtype=torch.float64), h0)
+    np.testing.assert_allclose(h1.numpy(), 0.8 / (1 + np.exp(-3.0)), rtol=1e-14)
+    trace = engine.run("gru", params, np.zeros((1, 1, D)), np.zeros((1, 1), dtype=int),
+                       h0=h0.numpy())
+    np.testing.assert_allclose(trace.hidden[0], h1.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_update_bias_is_ignored_without_an_update_gate(cell):
+    plain = engine.init_params(cell, D, H, K, 2, seed=4)
+    params = engine.init_params(cell, D, H, K, 2, update_bias=5.0, seed=4)
+    for key in plain:
+        assert np.array_equal(params[key], plain[key]), key
+
+
+@pytest.mark.parametrize("init", engine.INITS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_same_seed_same_params_different_seed_different(cell, init):
     first = engine.init_params(cell, D, H, K, 2, init=init, seed=11)
@@ -173,6 +242,7 @@ def test_a_generator_seed_is_used_as_the_random_source():
     ({"scale": -0.5}, "scale"),
     ({"scale": float("nan")}, "scale"),
     ({"scale": float("inf")}, "scale"),
+    ({"cell": "gru", "update_bias": float("nan")}, "update_bias"),
 ])
 def test_bad_init_arguments_raise_a_value_error_naming_the_argument(kwargs, argument):
     arguments = dict(cell="rnn", input_size=D, hidden_size=H, output_size=K, num_layers=1)
