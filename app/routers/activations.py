@@ -35,6 +35,7 @@ def activations(query: Annotated[ActivationsQuery, Query()]) -> Response:
     document, nonfinite = jsonsafe.to_strict({
         "query": query.model_dump(),
         "summary": result.summary,
+        "checks": activations_view.paper_checks(result.summary),
         "figures": {name: figure_json(fig) for name, fig in result.figures.items()},
     })
     document["nonfinite"] = nonfinite

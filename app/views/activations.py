@@ -41,6 +41,32 @@ def summarize(depth: int, x0: float) -> dict:
     }
 
 
+def _number(value: float) -> str:
+    return f"{value:.2e}" if value and not 1e-3 <= abs(value) < 1e4 else f"{value:.3g}"
+
+
+def paper_checks(summary: dict) -> list[dict]:
+    """The page's two claims, judged on its summary (the same list shape as the simulation
+    views' checks): the slope ceilings measured on the curves, and each chain's product of
+    slopes within its ceiling to the power n."""
+    sig, tanh = summary["chains"]["sigmoid"], summary["chains"]["tanh"]
+    ceilings = (abs(summary["sigmoid_grad_max"] - 0.25) < 1e-3
+                and abs(summary["tanh_grad_max"] - 1) < 1e-3)
+    within = (sig["grad_product"] <= sig["best_case"] * (1 + 1e-9)
+              and tanh["grad_product"] <= tanh["best_case"] * (1 + 1e-9))
+    return [
+        {"id": "slope_ceilings", "label": "Largest slope: σ′ = 0.25, tanh′ = 1",
+         "status": "pass" if ceilings else "fail",
+         "detail": f"measured on the curves: max σ′ = {summary['sigmoid_grad_max']:.4g}, "
+                   f"max tanh′ = {summary['tanh_grad_max']:.4g}"},
+        {"id": "chain_within_ceiling",
+         "label": f"Slope product of {summary['depth']} steps ≤ 0.25ⁿ (σ) and ≤ 1 (tanh)",
+         "status": "pass" if within else "fail",
+         "detail": f"σ: {_number(sig['grad_product'])} ≤ {_number(sig['best_case'])}; "
+                   f"tanh: {_number(tanh['grad_product'])} ≤ 1"},
+    ]
+
+
 def build(depth: int, x0: float) -> ActivationsResult:
     return ActivationsResult(
         summary=summarize(depth, x0),

@@ -14,7 +14,7 @@ from gradient_flow_lab import engine
 from gradient_flow_lab.app.figures import bptt as figures
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
-from gradient_flow_lab.app.simulation import simulate
+from gradient_flow_lab.app.simulation import Simulation, simulate
 from gradient_flow_lab.app.views.common import ViewResult, check, paper_checks, summarize
 from gradient_flow_lab.engine.diagnostics import step_jacobian_norms
 from gradient_flow_lab.engine.params import GATES
@@ -67,6 +67,29 @@ def growth_premise(item: dict, config: SimulationConfig) -> dict:
                  f"collects all {config.seq_len} losses and h_(T−1) just one ({item['detail']})")
 
 
+UPDATE_LR = 0.1  # the learning rate of the one update the "update" check makes
+
+
+def update_check(sim: Simulation) -> dict:
+    """Step 5 of BPTT made visible: every weight moves once by -lr * its gradient (clipped when
+    clipping is on) and the same inputs run again; pass when the loss went down."""
+    label = f"One update W ← W − {UPDATE_LR:g}·∂E/∂W lowers the loss"
+    trace, coef = sim.trace, sim.clipping["coef"]
+    if sim.overflow_step is not None or not np.isfinite(coef):
+        return check("update", label, "n/a", "the run overflowed: no finite gradient to step along")
+    moved = {key: UPDATE_LR * coef * grad for key, grad in trace.grads.items()}
+    after = engine.run(sim.config.cell, {key: p - moved[key] for key, p in sim.params.items()},
+                       trace.inputs, trace.targets, nonlinearity=trace.nonlinearity,
+                       truncation=trace.truncation, loss=trace.loss_kind).loss
+    top = f"weight_hh_l{trace.num_layers - 1}"
+    clipped = (f" (the gradient clipped from {sim.clipping['norm']:.3g} to "
+               f"{sim.clipping['clipped_norm']:.3g})" if coef < 1 else "")
+    ok = bool(np.isfinite(after) and after < trace.loss)
+    return check("update", label, "pass" if ok else "fail",
+                 f"loss {trace.loss:.4g} → {after:.4g}{clipped}; W_hh moved by "
+                 f"{float(np.linalg.norm(moved[top])):.3g} (its norm is {float(np.linalg.norm(sim.params[top])):.3g})")
+
+
 def view(config: SimulationConfig) -> ViewResult:
     k = config.truncation or DEFAULT_TRUNCATION
     report("full BPTT: forward and backward pass", 0.0)
@@ -105,6 +128,7 @@ def view(config: SimulationConfig) -> ViewResult:
     }
     checks = [growth_premise(c, config) for c in paper_checks(full)]
     checks.append(reach_check(trunc_reach, T, k, trunc.overflow_step))
+    checks.append(update_check(full))
     report("the factor of each step back", 0.8)
     factors = step_jacobian_norms(full.trace, layer)  # (T,), nan at t = 0
     summary["factor_layer"] = layer
