@@ -325,3 +325,28 @@ def test_bad_arguments_raise_value_error():
         lyapunov.step_jacobians("rnn", params, trace, 0, nonlinearity="relu")
     with pytest.raises(ValueError, match="column"):
         lyapunov.largest_exponent_grid("rnn", [1.0], [1.0], column="forget_bias")
+
+
+@pytest.mark.parametrize(("cell", "scale"), [("rnn", 1.2), ("lstm", 1.0), ("gru", 1.5),
+                                             ("rnn", 0.0)])
+def test_largest_exponent_fast_path_matches_a_qr_sweep(cell, scale):
+    """k = 1 takes a norm per step instead of a QR: the same exponent as a LAPACK QR sweep of
+    the same frame gives, a direction mapped to 0 included (ln 0 = -inf)."""
+    params = engine.init_params(cell, 3, 16, 4, num_layers=2, scale=scale, seed=2)
+    inputs = np.random.default_rng(0).standard_normal((60, 1, 3))
+    trace = engine.run(cell, params, inputs, np.zeros((60, 1), dtype=int))
+    fast = lyapunov.lyapunov_spectrum(cell, params, trace, layer=0, k=1, seed=3)
+    factors, _ = lyapunov._layer_factors(cell, params, trace, 0, 0, None)
+    size = lyapunov.state_size(cell, 16)
+    q = np.linalg.qr(np.random.default_rng(3).standard_normal((size, 1)))[0]
+    total = 0.0
+    for t in range(60):
+        q, r = np.linalg.qr(lyapunov._apply(cell, factors, t, q))
+        if r[0, 0] == 0:
+            total, q = -np.inf, np.eye(size)[:, :1]
+        else:
+            total += np.log(abs(r[0, 0]))
+    if np.isinf(total):
+        assert fast.exponents[0] == -np.inf
+    else:
+        assert fast.exponents[0] == pytest.approx(total / 60, rel=1e-12, abs=1e-12)
