@@ -1,7 +1,10 @@
 """Named starting points: each preset is a page plus a query string of SimulationConfig fields,
 so it is just a link (``/explore?cell=rnn&nonlinearity=sigmoid&...``) that anyone can share.
 
-The numbers each preset promises in its description are checked in ``tests/test_presets.py``.
+Each preset's point is data too: ``claim`` is the id of the check, in its page view's ``checks``
+(POST /api/simulate with view=<page>), that proves it on the preset's own numbers.
+``tests/test_presets.py`` runs every preset and requires that check to pass, and the numbers its
+description promises to hold. A preset whose claim fails is changed, never the check.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ PRESETS: list[dict] = [
         "description": "A sigmoid's slope is at most 1/4, so each step back multiplies the "
                        "gradient by at most 0.25: after 100 steps almost nothing is left.",
         "page": "explore",
+        "claim": "vanishes",
         "query": {"cell": "rnn", "nonlinearity": "sigmoid", "weight_scale": 1.0,
                   "seq_len": 100},
     },
@@ -24,16 +28,19 @@ PRESETS: list[dict] = [
         "description": "tanh's slope is at most 1, but with recurrent weights of scale 0.9 "
                        "each step back still shrinks the gradient by 10% or more.",
         "page": "explore",
+        "claim": "vanishes",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 0.9, "seq_len": 100},
     },
     {
         "slug": "edge-of-chaos",
         "title": "Edge of chaos (tanh, scale 1)",
-        "description": "Orthogonal weights of scale 1 and small inputs keep tanh near its "
-                       "linear middle: the gradient neither vanishes fast nor explodes.",
+        "description": "Orthogonal weights of scale 1 and tiny inputs (std 0.01) keep tanh in "
+                       "its linear middle: each step back multiplies the gradient by about "
+                       "0.997, so after 100 steps about three quarters of it is still there.",
         "page": "explore",
+        "claim": "edge",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 1.0,
-                  "input_scale": 0.1, "seq_len": 100},
+                  "input_scale": 0.01, "seq_len": 100},
     },
     {
         "slug": "exploding",
@@ -41,6 +48,7 @@ PRESETS: list[dict] = [
         "description": "Recurrent weights of scale 2.5: the gradient at the first step is "
                        "about a million times the one at the last.",
         "page": "explore",
+        "claim": "explodes",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 2.5, "seq_len": 100},
     },
     {
@@ -49,6 +57,7 @@ PRESETS: list[dict] = [
         "description": "The same exploding network with global-norm clipping at 1: the update "
                        "keeps its direction but its length is cut to the threshold.",
         "page": "explore",
+        "claim": "clipped",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 2.5, "seq_len": 100,
                   "clip": 1.0},
     },
@@ -60,25 +69,33 @@ PRESETS: list[dict] = [
                        "float64 around step 400. The page says where; the loss is not a number, "
                        "so no gradient at any step is a number either.",
         "page": "explore",
+        "claim": "overflow",
         "query": {"cell": "rnn", "nonlinearity": "relu", "weight_scale": 10.0, "seq_len": 500,
                   "init": "orthogonal"},
     },
     {
         "slug": "lstm-carousel",
         "title": "LSTM constant error carousel",
-        "description": "Forget-gate bias 10 (f ≈ 0.99995) and no recurrent weights: on Cells, "
-                       "the error on the cell state, ‖∂loss/∂c_t‖, stays flat (within 1%) over "
-                       "all 100 steps, while the error on h has no road back at all.",
+        "description": "Forget-gate bias 10 (f ≈ 0.99995), no recurrent weights and no input: "
+                       "on Cells, the error on the cell state, ‖∂loss/∂c_t‖, stays flat (within "
+                       "1%) over all 100 steps, while the error on h has no road back at all.",
         "page": "cells",
-        "query": {"cell": "lstm", "forget_bias": 10.0, "weight_scale": 0.0, "seq_len": 100},
+        "claim": "cec",
+        "query": {"cell": "lstm", "forget_bias": 10.0, "weight_scale": 0.0, "input_scale": 0.0,
+                  "seq_len": 100},
     },
     {
         "slug": "gru",
         "title": "GRU with saturated update gates",
-        "description": "With larger weights many GRU update gates saturate; units that keep "
-                       "their state pass the gradient back almost untouched.",
-        "page": "explore",
-        "query": {"cell": "gru", "weight_scale": 3.0, "seq_len": 100},
+        "description": "Identity recurrent weights of scale 10 hold the update gate z open "
+                       "(above 0.95 in over 90% of its values), so most units copy their state "
+                       "forward. On Cells, the copy road alone (×z per step) brings about a "
+                       "third of the error at the end back to t = 0, 100 steps earlier: at "
+                       "least as much as all roads together.",
+        "page": "cells",
+        "claim": "carry_share",
+        "query": {"cell": "gru", "init": "identity", "weight_scale": 10.0, "input_scale": 1.0,
+                  "seq_len": 100},
     },
     {
         "slug": "truncated-bptt",
@@ -86,16 +103,28 @@ PRESETS: list[dict] = [
         "description": "Backpropagation stops every 10 steps and the loss is taken at every "
                        "step: the gradient is cut into chunks with nothing flowing between them.",
         "page": "bptt",
+        "claim": "truncation_reach",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "seq_len": 100, "truncation": 10,
                   "loss_at": "all"},
     },
 ]
 
 
+def preset_query_string(preset: dict) -> str:
+    """The preset's fields as a query string, ``cell=rnn&...`` (what a page's button holds)."""
+    return urlencode(preset["query"])
+
+
 def preset_url(preset: dict) -> str:
     """The preset as a site-relative link, e.g. ``/explore?cell=rnn&...``."""
-    return f"/{preset['page']}?{urlencode(preset['query'])}"
+    return f"/{preset['page']}?{preset_query_string(preset)}"
 
 
 def presets_with_urls() -> list[dict]:
-    return [{**preset, "url": preset_url(preset)} for preset in PRESETS]
+    return [{**preset, "url": preset_url(preset), "query_string": preset_query_string(preset)}
+            for preset in PRESETS]
+
+
+def preset(slug: str) -> dict:
+    """The preset named ``slug``, with its url (KeyError for an unknown slug)."""
+    return {item["slug"]: item for item in presets_with_urls()}[slug]

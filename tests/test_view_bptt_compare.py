@@ -48,10 +48,25 @@ def test_truncated_reach_is_zero_outside_the_band(client):
     assert document["summary"]["reach_layer"] == 1
 
 
-def test_defaulted_truncation_uses_ten_and_says_so(client):
-    summary = post(client, "bptt", truncation=0)["summary"]
-    assert summary["truncation_k"] == 10
-    assert summary["truncation_defaulted"] is True
+def test_truncation_zero_is_full_bptt_alone(client):
+    """k = 0 means full BPTT and nothing else: no truncated curve, panel or comparison (it used
+    to compare against a silent k = 10, so lessons about full BPTT drew truncated curves)."""
+    document = post(client, "bptt", truncation=0, seq_len=30)
+    summary, figures = document["summary"], document["figures"]
+    assert summary["truncation_k"] is None and summary["truncation_off"] is True
+    assert summary["relative_error"] is None and summary["cosine"] is None
+    assert document["series"]["grad_norms_truncated"] is None
+    for name in ("grad_norms", "contributions"):
+        names = [trace.get("name") for trace in figures[name]["data"]]
+        assert names == ["full BPTT"], (name, names)
+    assert [trace["name"] for trace in figures["reach"]["data"]] == ["full BPTT"]
+    assert "shapes" not in figures["unrolled"]["layout"]
+    assert "k = 0" in summary["comparison_sentence"]
+    statuses = {c["id"]: c["status"] for c in document["checks"]}
+    assert statuses["truncation_reach"] == "n/a"
+    truncated = post(client, "bptt", truncation=10, seq_len=30)
+    names = [trace.get("name") for trace in truncated["figures"]["grad_norms"]["data"]]
+    assert names == ["full BPTT", "truncated, k = 10"]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

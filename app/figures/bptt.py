@@ -1,9 +1,8 @@
 """Figures of the BPTT page (/bptt): full backpropagation through time against truncated BPTT.
 
-The page's configuration runs twice on the same weights and the same data: once with full BPTT
-(truncation 0) and once truncated to chunks of k steps (the configured truncation, or
-``DEFAULT_TRUNCATION`` when that is 0). The full run is the primary one: its backward sweep is
-what the stream sends and what the unrolled-network picture animates.
+The page's configuration runs with full BPTT and, when its truncation k is not 0, truncated to
+chunks of k steps on the same weights and data. With k = None (truncation 0) only full BPTT is
+drawn: no cut lines, no truncated curve or panel.
 """
 
 from __future__ import annotations
@@ -37,8 +36,11 @@ def unrolled_columns(seq_len: int, max_columns: int = MAX_COLUMNS) -> np.ndarray
     return (np.arange(count) * (seq_len - 1)) // (count - 1)
 
 
-def chunk_starts(seq_len: int, k: int) -> np.ndarray:
-    """Steps where truncated BPTT cuts the gradient (no flow from t back to t - 1), t > 0."""
+def chunk_starts(seq_len: int, k: int | None) -> np.ndarray:
+    """Steps where truncated BPTT cuts the gradient (no flow from t back to t - 1), t > 0;
+    none for full BPTT (k None)."""
+    if k is None:
+        return np.zeros(0, dtype=int)
     return np.arange(k, seq_len, k)
 
 
@@ -54,7 +56,7 @@ def chunk_starts(seq_len: int, k: int) -> np.ndarray:
 
 
 
-def unrolled_figure(full: Simulation, k: int) -> Figure:
+def unrolled_figure(full: Simulation, k: int | None) -> Figure:
     """The network unrolled in time: a node per (layer, step), coloured by log10 ||d loss / d h_t||
     of full BPTT; a loss node above every step that has a target; dashed lines where truncated
     BPTT (chunks of k) cuts the backward flow."""
@@ -120,14 +122,17 @@ def unrolled_figure(full: Simulation, k: int) -> Figure:
     return figure(data, layout)
 
 
-def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, seq_len: int,
-                 k: int, layer: int) -> Figure:
+def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach | None,
+                 seq_len: int, k: int | None, layer: int) -> Figure:
     """Side by side: log10 ||d L_t / d h_s|| (loss step t down, state step s across) for full
-    and for truncated BPTT, on one colour scale. Blank cells are exact zeros."""
+    and for truncated BPTT, on one colour scale; full BPTT alone when there is no truncation.
+    Blank cells are exact zeros."""
     full = strided_reach(full_reach, layer)
-    trunc = strided_reach(trunc_reach, layer)
-    z_full, z_trunc = log10_or_nan(full["norms"]), log10_or_nan(trunc["norms"])
-    zmin, zmax = finite_range(z_full, z_trunc) or (0.0, 1.0)
+    trunc = None if trunc_reach is None else strided_reach(trunc_reach, layer)
+    z_full = log10_or_nan(full["norms"])
+    z_trunc = None if trunc is None else log10_or_nan(trunc["norms"])
+    zmin, zmax = (finite_range(z_full) if z_trunc is None else
+                  finite_range(z_full, z_trunc)) or (0.0, 1.0)
     hover = ("loss step t = %{y}<br>state step s = %{x}<br>"
              "log₁₀‖∂L_t/∂h_s‖ = %{z:.2f}<extra>%{meta}</extra>")
     data = [
@@ -136,24 +141,31 @@ def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, se
                    zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, meta="full BPTT",
                    name="full BPTT",
                    colorbar=dict(title=dict(text="log₁₀"), thickness=12), hovertemplate=hover),
-        dict(type="heatmap", z=z_trunc, x=trunc["state_steps"], y=trunc["loss_steps"], xaxis="x2",
-                   yaxis="y2", zmin=zmin, zmax=zmax, colorscale=SEQUENTIAL, showscale=False,
-                   meta=f"truncated, k = {k}", name=f"truncated, k = {k}",
-                   hovertemplate=hover),
     ]
+    if trunc is not None:
+        data.append(dict(type="heatmap", z=z_trunc, x=trunc["state_steps"],
+                         y=trunc["loss_steps"], xaxis="x2", yaxis="y2", zmin=zmin, zmax=zmax,
+                         colorscale=SEQUENTIAL, showscale=False, meta=f"truncated, k = {k}",
+                         name=f"truncated, k = {k}", hovertemplate=hover))
     title = "How far back each loss reaches: log₁₀‖∂Lₜ/∂hₛ‖"
+    if trunc is None:
+        title += " (full BPTT; truncation off)"
     if layer != full_reach.norms.shape[1] - 1 or full_reach.norms.shape[1] > 1:
         title += f" (layer {layer})"
     layout = base_layout(title, "state step s", "loss step t", height=400)
     y_range = [float(full["loss_steps"].max()) + 0.5, float(full["loss_steps"].min()) - 0.5] \
         if len(full["loss_steps"]) else None
+    layout["yaxis"].update(range=y_range, autorange=False if y_range else True)
+    layout["plot_bgcolor"] = "#F2F2F2"  # blank (exact zero) cells show as pale grey
+    if trunc is None:
+        layout["xaxis"].update(range=[-0.5, seq_len - 0.5],
+                               title=dict(text="state step s  —  full BPTT"))
+        return figure(data, layout)
     layout["xaxis"].update(domain=[0, 0.45], range=[-0.5, seq_len - 0.5],
                            title=dict(text="state step s  —  full BPTT"))
-    layout["yaxis"].update(range=y_range, autorange=False if y_range else True)
     layout["xaxis2"] = dict(domain=[0.53, 0.98], range=[-0.5, seq_len - 0.5], zeroline=False,
                             anchor="y2", title=dict(text=f"state step s  —  truncated, k = {k}"))
     layout["yaxis2"] = dict(anchor="x2", matches="y", zeroline=False, showticklabels=False)
-    layout["plot_bgcolor"] = "#F2F2F2"  # blank (exact zero) cells show as pale grey
     starts = np.concatenate([[0], chunk_starts(seq_len, k)])
     if len(starts) <= 100 and len(full["loss_steps"]):
         # Outline each chunk's triangle on the truncated panel: the only place it may be non-zero.
@@ -165,7 +177,7 @@ def reach_figure(full_reach: engine.LossReach, trunc_reach: engine.LossReach, se
     return figure(data, layout)
 
 
-def _cut_shapes(seq_len: int, k: int) -> list[dict]:
+def _cut_shapes(seq_len: int, k: int | None) -> list[dict]:
     starts = chunk_starts(seq_len, k)
     if not 0 < len(starts) <= 100:
         return []
@@ -173,8 +185,9 @@ def _cut_shapes(seq_len: int, k: int) -> list[dict]:
                  line=dict(color="#AAAAAA", width=1, dash="dot")) for s in starts]
 
 
-def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
-    """Each step's share of d loss / d W_hh (top layer, Frobenius norm), full vs truncated."""
+def contribution_figure(full: Simulation, trunc: Simulation | None, k: int | None) -> Figure:
+    """Each step's share of d loss / d W_hh (top layer, Frobenius norm), full vs truncated (full
+    alone when ``trunc`` is None)."""
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖share of ∂loss/∂W_hh‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
     data = [
@@ -182,29 +195,34 @@ def contribution_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
              mode="lines+markers",
                    name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
                    marker=dict(size=4), hovertemplate=hover),
-        dict(type="scatter", x=steps, y=positive_or_none(trunc.contribution_norms[-1]),
-                   mode="lines+markers", name=f"truncated, k = {k}",
-                   line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"),
-                   marker=dict(size=4, symbol="x"), hovertemplate=hover),
     ]
+    if trunc is not None:
+        data.append(dict(type="scatter", x=steps,
+                         y=positive_or_none(trunc.contribution_norms[-1]),
+                         mode="lines+markers", name=f"truncated, k = {k}",
+                         line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"),
+                         marker=dict(size=4, symbol="x"), hovertemplate=hover))
     layout = base_layout("Which steps feed ∂loss/∂W_hh (top layer)", "time step t",
                          "‖step t's share‖ (log)", log_y=True)
     layout["shapes"] = _cut_shapes(full.trace.seq_len, k)
     return figure(data, layout)
 
 
-def grad_norm_figure(full: Simulation, trunc: Simulation, k: int) -> Figure:
-    """||d loss / d h_t|| of the top layer against t, full vs truncated, log axis."""
+def grad_norm_figure(full: Simulation, trunc: Simulation | None, k: int | None) -> Figure:
+    """||d loss / d h_t|| of the top layer against t, full vs truncated (full alone when
+    ``trunc`` is None), log axis."""
     steps = np.arange(full.trace.seq_len)
     hover = "t = %{x}<br>‖∂loss/∂h_t‖ = %{y:.3e}<extra>%{fullData.name}</extra>"
     data = [
         dict(type="scatter", x=steps, y=positive_or_none(full.grad_norms[-1]), mode="lines",
                    name="full BPTT", line=dict(color=FULL_COLOUR, width=2.5),
                    hovertemplate=hover),
-        dict(type="scatter", x=steps, y=positive_or_none(trunc.grad_norms[-1]), mode="lines",
-                   name=f"truncated, k = {k}",
-                   line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"), hovertemplate=hover),
     ]
+    if trunc is not None:
+        data.append(dict(type="scatter", x=steps, y=positive_or_none(trunc.grad_norms[-1]),
+                         mode="lines", name=f"truncated, k = {k}",
+                         line=dict(color=TRUNCATED_COLOUR, width=2, dash="dash"),
+                         hovertemplate=hover))
     layout = base_layout("Gradient norm ‖∂loss/∂hₜ‖ at each step (top layer)", "time step t",
                          "‖∂loss/∂hₜ‖ (log)", log_y=True)
     layout["shapes"] = _cut_shapes(full.trace.seq_len, k)

@@ -18,11 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from gradient_flow_lab.app import admission, jobs, progress, shutdown, sse
 from gradient_flow_lab.app.abandon import stop_when_gone
 from gradient_flow_lab.app.modelstore import ModelNotFound, get_store
+from gradient_flow_lab.app.presets import presets_with_urls
 from gradient_flow_lab.app.resultcache import (
     MAX_AGE,
     CachedResult,
@@ -445,6 +446,28 @@ router.add_api_route("/simulate", simulate_get, methods=["GET"], openapi_extra=Q
 router.add_api_route("/simulate/stream", simulate_stream, methods=["GET"],
                      response_class=EventSourceResponse, openapi_extra=QUERY_OPENAPI,
                      route_class_override=cached_first(cached_stream))
+
+
+class Preset(BaseModel):
+    """A named starting point: a page, the configuration fields it sets, and the check that
+    proves its point on its own numbers."""
+
+    slug: str = Field(description="Stable name, e.g. vanishing-sigmoid.")
+    title: str
+    description: str = Field(description="What the preset shows, in words its numbers keep.")
+    page: View = Field(description="The page (and simulation view) it opens.")
+    query: dict[str, Any] = Field(description="The SimulationConfig fields it sets; the others "
+                                              "take their defaults.")
+    claim: str = Field(description="Id of the check in the page view's `checks` (POST "
+                                   "/api/simulate?view=<page> with `query`) that proves the "
+                                   "preset's point: it passes on the preset's own numbers.")
+    url: str = Field(description="The preset as a site-relative link.")
+
+
+@router.get("/presets", response_model=list[Preset])
+def list_presets() -> list[Preset]:
+    """Every preset, with the check that proves its point (its `claim`)."""
+    return [Preset.model_validate(preset) for preset in presets_with_urls()]
 
 
 def _meta(query: SimulationQuery) -> dict:

@@ -14,6 +14,7 @@ from gradient_flow_lab.app.figures import cells as figures
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import Simulation, simulate
+from gradient_flow_lab.app.views import words
 from gradient_flow_lab.app.views.common import ViewResult, check, paper_checks, summarize
 
 GATED = ("lstm", "gru")
@@ -71,6 +72,8 @@ class CellDiagnostics:
         self.gate_mean = {name: values.mean(axis=(1, 2, 3))  # (L,) per gate
                           for name, values in trace.gates.items()}
         self.bias = carry_bias(sim)
+        # (L,) share of the carry gate's values above OPEN: units copying their state forward
+        self.open_share = float(np.mean(trace.gates[self.carry_name][self.layer] > OPEN))
 
     def reference(self) -> np.ndarray | None:
         """sigma(b)^(T-1-t): the carry gain if the carry gate sat exactly at its bias."""
@@ -158,7 +161,47 @@ def cell_checks(diag: CellDiagnostics) -> list[dict]:
             "carry_bias", label, "pass" if ok else "fail",
             f"gain from t = 0 to T−1: {_exp10_text(log_mean_gain)} vs "
             f"σ({diag.bias:g})^{T - 1} = {_exp10_text(log_reference)}"))
+    checks.append(carry_share_check(diag, simple_loss, loss_note))
     return checks
+
+
+OPEN = 0.95  # a carry gate above this is "open": the unit copies its state forward
+CARRY_SHARE = 0.5  # "most of the gradient": the carry path alone brings at least this share
+
+
+def carry_share_check(diag: CellDiagnostics, simple_loss: bool, loss_note: str) -> dict:
+    """Whether the error reaching t = 0 comes along the carry path (×f or ×z per step, nothing
+    else) or by the other roads: the carry path's ‖∂L/∂s₀‖ against all roads' together."""
+    sim, layer, gate = diag.sim, diag.layer, diag.carry_name
+    state = "c" if sim.config.cell == "lstm" else "h"
+    label = (f"This run: most of the gradient at t = 0 arrives along the carry path "
+             f"(×{gate} per step)")
+    T = sim.trace.seq_len
+    if T < 2:
+        return check("carry_share", label, "n/a", "T = 1: there is no step to go back",
+                     "measured")
+    if not simple_loss:
+        return check("carry_share", label, "n/a", loss_note, "measured")
+    if sim.overflow_step is not None:
+        return check("carry_share", label, "n/a",
+                     f"the run overflowed at t = {sim.overflow_step}", "measured")
+    carried = float(diag.carry_path[layer, 0])
+    total = float(diag.grad_state[layer, 0])
+    last = float(diag.grad_state[layer, -1])
+    open_share = diag.open_share
+    opened = f"{gate} > {OPEN} in {open_share:.0%} of its values"
+    if total == 0:
+        return check("carry_share", label, "n/a",
+                     f"‖∂L/∂{state}₀‖ is exactly 0: no gradient reaches t = 0 ({opened})",
+                     "measured")
+    share = carried / total
+    return check(
+        "carry_share", label, "pass" if share >= CARRY_SHARE else "fail",
+        f"along the carry path alone {words.sci(carried)} reaches t = 0, "
+        f"{words.ratio_words(carried / last if last else float('nan'), 'the error at the end')} "
+        f"({words.sci(last)}); all roads together bring {words.sci(total)}, so the carry path "
+        f"brings {words.ratio_words(share, 'that total')} (at least "
+        f"{CARRY_SHARE:.0%} counts as most); {opened}", "measured")
 
 
 def _exp10_text(log_value: float) -> str:
@@ -200,6 +243,8 @@ def view(config: SimulationConfig) -> ViewResult:
         "grad_state_last": float(diag.grad_state[layer, -1]),
         "carry_path_first": float(diag.carry_path[layer, 0]),
         "carry_path_last": float(diag.carry_path[layer, -1]),
+        "carry_open_share": diag.open_share,
+        "carry_open_threshold": OPEN,
     })
     checks = cell_checks(diag) + paper_checks(sim)
     report("figures", 0.8)

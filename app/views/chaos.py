@@ -24,7 +24,7 @@ from gradient_flow_lab.app.figures.common import figure_json
 from gradient_flow_lab.app.progress import partial, report, sweep_ready
 from gradient_flow_lab.app.schemas import CHAOS_FAN_POINTS, ChaosPlan, SimulationConfig, chaos_plan
 from gradient_flow_lab.app.simulation import Simulation, simulate
-from gradient_flow_lab.app.views.common import ViewResult, check, summarize
+from gradient_flow_lab.app.views.common import EDGE_NATS, ViewResult, check, summarize
 
 LN10 = float(np.log(10.0))
 # |λ₁| below this (nats per step) is too small to judge from the gradient-norm curve: over 100
@@ -34,7 +34,8 @@ SIGN_THRESHOLD = 0.02
 # The slope is compared with λ₁ only when |λ₁| is at least this; then within RATE_TOLERANCE.
 RATE_THRESHOLD = 0.1
 RATE_TOLERANCE = 0.25
-EDGE = 0.01  # |λ₁| below this: "near the edge of chaos"
+EDGE = EDGE_NATS  # |λ₁| below this (0.01): "near the edge of chaos", ×0.990 to ×1.010 a step
+SLOW = 0.1  # |λ₁| below this: the gradient shrinks or grows "slowly" (under ~10% a step)
 # Fewer averaged steps than this: λ₁ is a number, but one too short-lived to predict anything.
 MIN_STEPS_TO_PREDICT = 10
 
@@ -58,7 +59,9 @@ def not_past_overflow(sim: Simulation, exponents: np.ndarray) -> np.ndarray:
 
 
 def prediction(largest: float, steps: int | None = None) -> str:
-    """What λ₁ (averaged over ``steps`` steps) says about the gradient going back, in words."""
+    """What λ₁ (averaged over ``steps`` steps) says about the gradient going back, in words that
+    match its size: "near the edge" within ×0.990 to ×1.010 a step (|λ₁| < EDGE), "shrinks" or
+    "grows slowly" up to 10% a step (|λ₁| < SLOW), "vanishes" or "explodes" beyond that."""
     if steps is not None and steps < MIN_STEPS_TO_PREDICT and not np.isneginf(largest):
         return (f"no prediction: λ₁ is averaged over {steps} step{'s' if steps != 1 else ''}, "
                 f"too few (under {MIN_STEPS_TO_PREDICT}) to say whether the gradient vanishes "
@@ -69,7 +72,14 @@ def prediction(largest: float, steps: int | None = None) -> str:
         return "no prediction: the run overflowed, so λ₁ is not a number"
     words = figures.rate_words(largest)
     if abs(largest) < EDGE:
-        return f"near the edge of chaos: the gradient neither vanishes nor explodes fast ({words})"
+        return (f"near the edge of chaos: the gradient neither vanishes nor explodes ({words}; "
+                f"within ×{np.exp(-EDGE):.3f} to ×{np.exp(EDGE):.3f} counts as the edge)")
+    if abs(largest) < SLOW:
+        slowly = (f"slowly: between ×{np.exp(-SLOW):.3f} and ×{np.exp(SLOW):.3f} a step, "
+                  f"|λ₁| < {SLOW:g}")
+        if largest < 0:
+            return f"ordered: the gradient shrinks slowly going back ({words}; {slowly})"
+        return f"chaotic: the gradient grows slowly going back ({words}; {slowly})"
     if largest < 0:
         return f"ordered: the gradient vanishes going back ({words})"
     return f"chaotic: the gradient explodes going back ({words})"

@@ -14,6 +14,7 @@ from gradient_flow_lab.app.figures import compare as figures
 from gradient_flow_lab.app.progress import report, sweep_ready
 from gradient_flow_lab.app.schemas import SimulationConfig
 from gradient_flow_lab.app.simulation import Simulation, simulate
+from gradient_flow_lab.app.views import words
 from gradient_flow_lab.app.views.common import ViewResult, check, summarize
 
 CELLS = ("rnn", "lstm", "gru")
@@ -25,23 +26,36 @@ def cell_configs(config: SimulationConfig) -> dict[str, SimulationConfig]:
 
 
 def keeps_more_check(sims: dict[str, Simulation], cell: str) -> dict:
-    """The gated cell keeps more of the gradient back to t = 0 than the plain rnn. Keeping is
-    not growing: a ratio above 1 is an exploding gradient, and the claim does not apply."""
-    label = f"{cell.upper()} keeps more gradient than the plain RNN at t = 0"
+    """A comparison, not a theorem: does the gated cell keep more of the gradient back to t = 0
+    than the plain rnn on this input? True or false for these settings (a ✗ is a result).
+    Keeping is not growing: a ratio above 1 is an exploding gradient, and the question does not
+    apply."""
+    label = f"Comparison: the {cell.upper()} keeps more of its gradient at t = 0 than the plain RNN"
     check_id = f"{cell}_keeps_more"
     seq_len = sims[cell].trace.seq_len
     if seq_len == 1:
-        return check(check_id, label, "n/a", "one step: there is nothing to carry back")
+        return check(check_id, label, "n/a", "one step: there is nothing to carry back",
+                     "measured")
     mine = engine.retention(sims[cell].grad_norms[-1])  # top layer
     plain = engine.retention(sims["rnn"].grad_norms[-1])
     if not (np.isfinite(mine) and np.isfinite(plain)):
-        return check(check_id, label, "n/a", "a ratio is not a number (overflow)")
+        return check(check_id, label, "n/a", "a ratio is not a number (overflow)", "measured")
     if mine > 1 + 1e-9:
         return check(check_id, label, "n/a",
                      f"the {cell}'s gradient grew {mine:.3g}-fold back to t = 0: that is "
-                     "exploding, not keeping")
+                     "exploding, not keeping", "measured")
+    name = cell.upper()
+    if mine > plain:
+        verdict = (f"yes: the {name} keeps {words.ratio_words(mine / plain, 'what the RNN keeps')}"
+                   if plain > 0 else f"yes: the RNN keeps nothing, the {name} {words.sci(mine)}")
+    elif mine == plain:
+        verdict = "no: both keep the same"
+    else:
+        verdict = (f"no, not here: the {name} keeps "
+                   f"{words.ratio_words(mine / plain, 'what the RNN keeps')}")
     return check(check_id, label, "pass" if mine > plain else "fail",
-                 f"‖∂loss/∂h₀‖ / ‖∂loss/∂h_T−1‖: {cell} {mine:.3g}, rnn {plain:.3g}")
+                 f"{verdict} (‖∂loss/∂h₀‖ / ‖∂loss/∂h_T−1‖: {cell} {words.sci(mine)}, "
+                 f"rnn {words.sci(plain)})", "measured")
 
 
 def view(config: SimulationConfig) -> ViewResult:
@@ -67,7 +81,8 @@ def view(config: SimulationConfig) -> ViewResult:
     }
     checks = [check("finite", "No overflow in any cell", "fail" if overflowed else "pass",
                     "every value finite" if not overflowed else
-                    ", ".join(f"{cell} at t = {step}" for cell, step in overflowed.items()))]
+                    ", ".join(f"{cell} at t = {step}" for cell, step in overflowed.items()),
+                    "measured")]
     checks += [keeps_more_check(sims, "lstm"), keeps_more_check(sims, "gru")]
     return ViewResult(
         primary=sims["rnn"],

@@ -275,19 +275,23 @@ function showResult(result) {
 const fmt = (value) => formatNumber(value, 3, "not finite");
 
 function doneText(summary) {
+  if (summary.truncation_off) return `Done: loss ${fmt(summary.loss)} · full BPTT (truncation off)`;
   return `Done: loss ${fmt(summary.loss)} · truncated BPTT with k = ${summary.truncation_k} ` +
-    `over ${summary.chunks} chunk${summary.chunks === 1 ? "" : "s"}`;
+    `over ${summary.chunks} chunk${summary.chunks === 1 ? "" : "s"}, against full BPTT`;
 }
 
 function showSummary(summary) {
   setStatus(statusLine, doneText(summary), "done");
+  const off = summary.truncation_off;
   const items = [
-    [`k = ${summary.truncation_k}`, "truncation used (steps per chunk)"],
-    [fmt(summary.relative_error), "relative error ‖g_trunc − g_full‖ / ‖g_full‖, all weights"],
-    [fmt(summary.relative_error_whh), "the same for W_hh alone"],
-    [fmt(summary.cosine), "cosine between truncated and full gradient"],
-    [fmt(summary.grad_norm_first), "full ‖∂loss/∂h₀‖ (top layer)"],
-    [fmt(summary.grad_norm_last), "full ‖∂loss/∂h_(T−1)‖ (top layer)"],
+    [off ? "off" : `k = ${summary.truncation_k}`, "truncation (steps per chunk)"],
+    ...(off ? [] : [
+      [fmt(summary.relative_error), "relative error ‖g_trunc − g_full‖ / ‖g_full‖, all weights"],
+      [fmt(summary.relative_error_whh), "the same for W_hh alone"],
+      [fmt(summary.cosine), "cosine between truncated and full gradient"],
+    ]),
+    [fmt(summary.grad_norm_first), "full BPTT ‖∂loss/∂h₀‖ (top layer)"],
+    [fmt(summary.grad_norm_last), "full BPTT ‖∂loss/∂h_(T−1)‖ (top layer)"],
   ];
   $("summary").replaceChildren(...items.map(([value, what]) => {
     const li = document.createElement("li");
@@ -295,16 +299,9 @@ function showSummary(summary) {
       Object.assign(document.createElement("span"), { className: "what", textContent: what }));
     return li;
   }));
-  const notes = [];
-  if (summary.truncation_defaulted) {
-    notes.push(`Truncation was 0 (off), so the comparison uses k = ${summary.truncation_k}.`);
-  }
-  if (summary.truncation_is_exact) {
-    notes.push(`k ≥ T: one chunk holds the whole sequence, so truncated BPTT is exactly full BPTT here.`);
-  } else {
-    notes.push(`A relative error of ${fmt(summary.relative_error)} means the truncated update points ` +
-      `${summary.cosine > 0.99 ? "almost the same way as" : "noticeably away from"} the exact one ` +
-      `(cosine ${fmt(summary.cosine)}).`);
+  const notes = [summary.comparison_sentence];
+  for (const element of document.querySelectorAll("[data-sentence]")) {
+    element.textContent = summary[element.dataset.sentence] ?? "";
   }
   if (summary.unrolled_subsampled) {
     notes.push(`The unrolled network shows ${summary.unrolled_columns} evenly spread steps of the sequence.`);
@@ -323,7 +320,7 @@ function csvFor(name) {
   const full = lastResult.series.grad_norms_full;
   const trunc = lastResult.series.grad_norms_truncated;
   full.forEach((row, layer) => row.forEach((value, t) => {
-    rows.push([layer, t, value ?? "", trunc[layer][t] ?? ""].join(","));
+    rows.push([layer, t, value ?? "", trunc?.[layer][t] ?? ""].join(","));
   }));
   return rows.join("\n");
 }

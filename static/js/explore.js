@@ -4,7 +4,7 @@
 import { throttle } from "./api.js";
 import { PLOT_CONFIG, applyFigure, applyFigures, extend } from "./plots.js";
 import { fillControls, loadState, onControlInput, pageFields, writeState } from "./state.js";
-import { addDownloadButtons, enableButtons, formatNumber, markRendered, onPresentToggle,
+import { addDownloadButtons, enableButtons, markRendered, onPresentToggle,
   pageElements, resultArrived, setStatus, showChecks, showError, showOverflow, showProgress,
   saveFigure, startRun, streamSimulation, wireViewDownload } from "./ui.js";
 
@@ -187,24 +187,12 @@ function showResult(result) {
   });
 }
 
-const fmt = (value) => formatNumber(value, 3, "overflow");
-
+// The status line and the bound's caption are sentences the server built from the numbers
+// (app/views/explore.py), every norm named by what it is a norm of.
 function showSummary(summary) {
-  const parts = [`loss ${fmt(summary.loss)}`];
-  if (summary.gamma_sigma !== null && summary.gamma_sigma !== undefined) {
-    parts.push(`γ·σ_max = ${fmt(summary.gamma_sigma)}`);
-  }
-  const clip = summary.clipping;
-  parts.push(`gradient norm ${fmt(clip.norm)}`);
-  if (clip.threshold !== null) parts.push(`after clipping ${fmt(clip.clipped_norm)}`);
-  parts.push(`‖∂loss/∂h₀‖ / ‖∂loss/∂h_(T−1)‖ = ${fmt(summary.retention)}`);
-  if (summary.lyapunov_prediction) {
-    // λ₁ of the top layer; JSON has no −∞, so the server flags it
-    const largest = summary.lyapunov_minus_infinity ? "−∞"
-      : formatNumber(summary.lyapunov_largest, 3, "not a number").replace("-", "−");
-    parts.push(`λ₁ = ${largest} nats/step (${summary.lyapunov_prediction})`);
-  }
-  setStatus(statusLine, `Done: ${parts.join(" · ")}`, "done");
+  setStatus(statusLine, `Done: ${summary.status.join(" · ")}`, "done");
+  const note = $("bound-note");
+  if (note) note.textContent = summary.bound_sentence;
   showOverflow(page.overflowMarker, summary.overflow_step);
 }
 
