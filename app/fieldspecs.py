@@ -19,6 +19,7 @@ FLOAT_STEPS: dict[str, float] = {
     "weight_scale": 0.05,
     "input_scale": 0.05,
     "forget_bias": 0.5,
+    "update_bias": 0.5,
     "noise": 0.05,
     "x0": 0.1,
 }

@@ -12,6 +12,7 @@ views and figures through it) and nothing else of the app.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -23,7 +24,12 @@ from gradient_flow_lab.app.resultcache import CachedResult
 from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
 from gradient_flow_lab.app.views import ViewResult, build_view
 from gradient_flow_lab.engine.tasks import chance_level, sequence_length, task_shape
-from gradient_flow_lab.engine.train import TrainConfig, train
+from gradient_flow_lab.engine.train import (
+    LEARNED_ACCURACY,
+    LEARNED_WINDOW,
+    TrainConfig,
+    train,
+)
 
 STREAM_CHUNKS = 24  # the backward sweep arrives in about this many time-ordered pieces
 MAX_POINTS = TrainConfig.max_points  # per-step gradient norms sent with each training step
@@ -85,7 +91,39 @@ def engine_config(config: TrainingConfig, cell: str) -> TrainConfig:
         hidden_size=config.hidden_size, batch_size=config.batch_size,
         optimizer=config.optimizer, lr=config.lr, clip=config.clip,
         clip_mode=config.clip_mode, truncation=config.truncation,
-        forget_bias=config.forget_bias, steps=config.steps, seed=config.seed)
+        forget_bias=config.forget_bias, update_bias=config.update_bias, steps=config.steps,
+        seed=config.seed)
+
+
+def gate_value(bias: float) -> str:
+    """sigmoid(bias) with as many decimals as it takes to show how far it is from 0 or 1 (at
+    least 2): 0.99995 for 10, 0.95 for 3, 0.5 for 0. static/js/train.js formats it the same."""
+    value = 1.0 / (1.0 + math.exp(-bias))
+    distance = min(value, 1.0 - value)
+    decimals = 2 if distance <= 0 else max(2, math.ceil(-math.log10(distance)))
+    return f"{round(value, decimals):.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def number_text(value: float) -> str:
+    """A setting as typed: 10, 2.5, -1 (static/js/train.js: String(value))."""
+    return f"{value:g}"
+
+
+def bias_sentence(config: TrainingConfig) -> str:
+    """Which gate biases each model of the run started with, e.g. "RNN: none; LSTM: forget-gate
+    bias 10 (f ≈ 0.99995); GRU: update-gate bias 3 (z ≈ 0.95)". The /train page shows it, and
+    static/js/train.js builds the same words from the controls before a run starts."""
+    parts = []
+    for cell in config.cell_list:
+        if cell == "lstm":
+            parts.append(f"LSTM: forget-gate bias {number_text(config.forget_bias)} "
+                         f"(f ≈ {gate_value(config.forget_bias)})")
+        elif cell == "gru":
+            parts.append(f"GRU: update-gate bias {number_text(config.update_bias)} "
+                         f"(z ≈ {gate_value(config.update_bias)})")
+        else:
+            parts.append("RNN: none")
+    return "; ".join(parts)
 
 
 def _step_event(cell: str, record) -> dict:  # type: ignore[no-untyped-def]
@@ -119,6 +157,8 @@ class TrainingRun:
             "config": config.model_dump(), "cells": cells,
             "input_size": input_size, "output_size": output_size,
             "seq_len": seq_len, "chance": chance, "max_seconds": max_seconds,
+            "biases": bias_sentence(config),
+            "learned": {"accuracy": LEARNED_ACCURACY, "window": LEARNED_WINDOW},
             "figures": {k: figure_json(f) for k, f in figures.items()}})]
 
     def step(self, should_stop: Callable[[], bool]) -> Events | None:

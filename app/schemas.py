@@ -249,6 +249,9 @@ class TrainingConfig(BaseModel):
     clip_mode: Literal["norm", "value"] = Field("norm", description="Global norm or per value.")
     truncation: int = Field(0, ge=0, le=200, description="TBPTT chunk length; 0 = full BPTT.")
     forget_bias: float = Field(10.0, ge=-10.0, le=10.0, description="lstm forget-gate bias.")
+    update_bias: float = Field(
+        3.0, ge=-10.0, le=10.0,
+        description="gru update-gate bias (b_iz): z = sigmoid(b) near 1 carries the state.")
     steps: int = Field(2000, ge=1, le=20000, description="Training steps per model.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of weights and data.")
 

@@ -24,6 +24,10 @@ from .diagnostics import norm
 from .params import init_params
 from .tasks import Batch, make_batch, task_shape
 
+# What the lab calls "learned" (the /train page and tests/benchmark_training.py): the mean
+# accuracy over the last LEARNED_WINDOW steps at least LEARNED_ACCURACY.
+LEARNED_ACCURACY = 0.95
+LEARNED_WINDOW = 10
 # Losses on these tasks start near log(8) or 1/6; one a million times larger has blown up, even if
 # it is still a finite number (a ReLU net can swing between 1e150 and 1e6 before reaching inf).
 DIVERGED_LOSS = 1e6
@@ -44,6 +48,9 @@ class TrainConfig:
     clip_mode: str = "norm"  # "norm" (global norm) | "value" (per element)
     truncation: int = 0  # 0 = full BPTT; k = chunks of k steps, an update after each chunk
     forget_bias: float = 10.0  # lstm only: sigmoid(10) = 0.99995, the cell keeps its content
+    # gru only: the update gate's bias (b_iz; engine.init_params). z = sigmoid(3) = 0.95 carries
+    # the state (h' = (1 - z) n + z h); chosen by tests/benchmark_training.py (README)
+    update_bias: float = 3.0
     init: str = "default"
     steps: int = 2000
     seed: int = 0
@@ -75,7 +82,8 @@ def train(config: TrainConfig, *, params: Params | None = None) -> Iterator[Step
     input_size, output_size = task_shape(config.task)
     if params is None:
         params = init_params(config.cell, input_size, config.hidden_size, output_size,
-                             init=config.init, forget_bias=config.forget_bias, seed=config.seed)
+                             init=config.init, forget_bias=config.forget_bias,
+                             update_bias=config.update_bias, seed=config.seed)
     state = optim.init_state(config.optimizer, params)
     data_rng = np.random.default_rng([config.seed, 1])  # the same batches for every cell
     for step in range(1, config.steps + 1):
@@ -150,3 +158,14 @@ def _clip(config: TrainConfig, grads: Params) -> Params:
 def with_changes(config: TrainConfig, **changes: Any) -> TrainConfig:
     """A copy of ``config`` with some fields changed (``dataclasses.replace``)."""
     return replace(config, **changes)
+
+
+def learned_step(accuracies: list[float] | npt.NDArray[np.float64]) -> int | None:
+    """The first 1-based step at which the mean accuracy over the last ``LEARNED_WINDOW`` steps
+    reaches ``LEARNED_ACCURACY`` (what the /train page marks "learned"), or None."""
+    values = np.asarray(accuracies, dtype=float)
+    if len(values) < LEARNED_WINDOW:
+        return None
+    means = np.convolve(values, np.ones(LEARNED_WINDOW) / LEARNED_WINDOW, mode="valid")
+    hits = np.flatnonzero(means >= LEARNED_ACCURACY - 1e-12)
+    return None if len(hits) == 0 else int(hits[0]) + LEARNED_WINDOW

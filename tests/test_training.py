@@ -145,3 +145,135 @@ def test_divergence_stops_that_run_with_a_flag():
                          lag=10, steps=50, hidden_size=8, batch_size=4)
     records = list(train(config))
     assert records[-1].diverged and len(records) < 50
+
+
+# ---- a fair race: the GRU's update-gate bias, the counterpart of the LSTM's forget bias --------
+
+def test_the_lab_and_the_engine_share_their_gate_bias_defaults():
+    from gradient_flow_lab.app.schemas import TrainingConfig
+
+    page = TrainingConfig()
+    assert (page.forget_bias, page.update_bias) == (TrainConfig.forget_bias,
+                                                    TrainConfig.update_bias)
+    assert page.update_bias > 0, "the lab's GRU starts with z near 1, carrying its state"
+
+
+def test_the_update_bias_reaches_the_grus_z_rows_and_only_the_gru():
+    from gradient_flow_lab.app.jobs import engine_config
+    from gradient_flow_lab.app.schemas import TrainingConfig
+
+    config = TrainingConfig(update_bias=4.5, forget_bias=2.0, steps=1, hidden_size=6, lag=4)
+    for cell in ("rnn", "lstm", "gru"):
+        assert engine_config(config, cell).update_bias == 4.5
+    gru = next(iter(train(engine_config(config, "gru")))).params
+    lstm = next(iter(train(engine_config(config, "lstm")))).params
+    # after one Adam step of lr 0.01 each bias has moved by at most about 0.01
+    np.testing.assert_allclose(gru["bias_ih_l0"][6:12], 4.5, atol=0.011)
+    np.testing.assert_allclose(lstm["bias_ih_l0"][6:12], 2.0, atol=0.011)
+    assert np.all(np.abs(gru["bias_ih_l0"][:6]) < 1), "the reset gate keeps the init's biases"
+
+
+def test_learned_step_is_the_pages_rule():
+    from gradient_flow_lab.engine.train import LEARNED_WINDOW, learned_step
+
+    assert learned_step([1.0] * (LEARNED_WINDOW - 1)) is None
+    assert learned_step([0.0] * 5 + [1.0] * LEARNED_WINDOW) == 5 + LEARNED_WINDOW
+    assert learned_step([0.9] * 100) is None
+
+
+@pytest.mark.slow
+def test_the_labs_gru_learns_delayed_recall_at_lag_20_on_the_defaults():
+    """The hidden check of issue 20: the /train page's defaults, lag 20, the default steps."""
+    from gradient_flow_lab.app.jobs import engine_config
+    from gradient_flow_lab.app.schemas import TrainingConfig
+    from gradient_flow_lab.engine.train import learned_step
+
+    config = TrainingConfig(lag=20)
+    accuracies = []
+    for record in train(engine_config(config, "gru")):
+        accuracies.append(record.accuracy)
+        if learned_step(accuracies) is not None:
+            break
+    step = learned_step(accuracies)
+    assert step is not None, (f"the GRU did not learn in {config.steps} steps: last accuracy "
+                              f"{np.mean(accuracies[-10:]):.2f}")
+    assert step <= config.steps
+
+
+# ---- the /train API: the update bias with its bounds, and the sentence naming the biases --------
+
+@pytest.mark.parametrize("value", ["10.5", "-11", "nan"])
+def test_an_update_bias_out_of_range_gets_a_422_naming_it(client, value):
+    response = client.get(f"/api/train/stream?update_bias={value}&steps=1")
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["field"] == "update_bias" and "update_bias" in detail["msg"]
+
+
+def test_the_stream_says_which_gate_biases_each_cell_got(client):
+    from tests.strict_json import sse_events
+
+    small = {"steps": 2, "lag": 6, "hidden_size": 8, "batch_size": 4}
+    runs = {}
+    for bias in (0.0, 5.0):
+        events = sse_events(client.get("/api/train/stream",
+                                       params={**small, "update_bias": bias, "forget_bias": 1}))
+        meta = events[0][1]
+        assert meta["config"]["update_bias"] == bias
+        z = {0.0: "0.5", 5.0: "0.993"}[bias]
+        assert meta["biases"] == (f"RNN: none; LSTM: forget-gate bias 1 (f ≈ 0.73); "
+                                  f"GRU: update-gate bias {bias:g} (z ≈ {z})")
+        runs[bias] = {cell: [d["loss"] for n, d in events if n == "step" and d["cell"] == cell]
+                      for cell in ("rnn", "lstm", "gru")}
+    assert runs[0.0]["gru"] != runs[5.0]["gru"], "the bias changes what the GRU does"
+    assert runs[0.0]["lstm"] == runs[5.0]["lstm"] and runs[0.0]["rnn"] == runs[5.0]["rnn"]
+
+
+def test_the_bias_sentence_names_only_the_chosen_cells():
+    from gradient_flow_lab.app.jobs import bias_sentence
+    from gradient_flow_lab.app.schemas import TrainingConfig
+
+    assert bias_sentence(TrainingConfig(cells="gru", update_bias=-10)) == (
+        "GRU: update-gate bias -10 (z ≈ 0.00005)")
+    assert bias_sentence(TrainingConfig(cells="lstm,rnn", forget_bias=10)) == (
+        "LSTM: forget-gate bias 10 (f ≈ 0.99995); RNN: none")
+
+
+def test_the_bias_hints_state_true_numbers(client):
+    """The hints under the two bias sliders quote sigmoid(b)^40: check each number."""
+    import re
+
+    html = client.get("/train").text
+    sigmoid = lambda b: 1 / (1 + np.exp(-b))  # noqa: E731
+    quoted = re.findall(r"σ\((-?\d+)\)\^40 ≈ (\d[0-9.]*(?:e-?\d+)?)", html)
+    assert len(quoted) == 4
+    for bias, text in quoted:
+        value = sigmoid(float(bias)) ** 40
+        assert float(text) == pytest.approx(value, rel=0.15), (bias, text, value)
+
+
+@pytest.mark.browser
+def test_the_page_says_which_gate_biases_each_cell_starts_with(page):
+    from gradient_flow_lab.app.jobs import bias_sentence
+    from gradient_flow_lab.app.schemas import TrainingConfig
+
+    query = {"forget_bias": 1, "update_bias": 2.5, "cells": "lstm,gru", "steps": 2, "lag": 5,
+             "hidden_size": 8}
+    page.goto(page.base_url + "/train?" + "&".join(f"{k}={v}" for k, v in query.items()))
+    note = page.locator("#bias-note")
+    expected = bias_sentence(TrainingConfig(**query))
+    assert "z ≈ 0.92" in expected
+    assert note.inner_text() == f"Starting gate biases: {expected}."
+    # move the GRU's slider and add the RNN: the sentence follows the controls
+    page.locator("#ctl-update_bias").evaluate(
+        "(el) => { el.value = '-1'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.locator("#cell-rnn").check()
+    changed = bias_sentence(TrainingConfig(**{**query, "update_bias": -1,
+                                              "cells": "rnn,lstm,gru"}))
+    assert "update-gate bias -1 (z ≈ 0.27)" in changed
+    assert note.inner_text() == f"Starting gate biases: {changed}."
+    # a run: the note is then the server's sentence for that run, the same words
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=60000)
+    assert note.inner_text() == f"Starting gate biases: {changed}."

@@ -8,7 +8,9 @@ r, z, n); this is the variant of Cho et al. (2014), with the reset gate applied 
     h' = (1 - z) * n + z * h
 
 In this convention z is the carry gate: z = 1 copies h unchanged (texts that write
-h' = z * n + (1 - z) * h call the same quantity 1 - z). Backward, with dh the total d loss / d h':
+h' = z * n + (1 - z) * h call the same quantity 1 - z). A positive bias on the z rows of bias_ih
+(``engine.init_params(update_bias=...)``) starts every unit near carrying, as the forget-gate bias
+does for an LSTM. Backward, with dh the total d loss / d h':
 
     da_n = dh * (1 - z) * (1 - n^2)
     da_z = dh * (h - n) * z(1-z)

@@ -28,8 +28,10 @@ let started = 0; // performance.now() when the run's meta arrived
 const modelStatus = document.getElementById("model-status");
 const smoothingSelect = document.getElementById("view-smoothing");
 const rowScaleBox = document.getElementById("view-row-scale");
-const LEARNED = 0.95; // "learned": accuracy over the last WINDOW steps at least this
-const WINDOW = 10;
+// "learned": accuracy over the last WINDOW steps at least LEARNED (engine/train.py; each run's
+// meta event carries the engine's values, which replace these)
+let LEARNED = 0.95;
+let WINDOW = 10;
 const NAMES = { rnn: "RNN", lstm: "LSTM", gru: "GRU" };
 
 // Exponential moving average over about `span` steps (0 = off), as the smoothing option says.
@@ -57,6 +59,32 @@ function heatRow(norms) {
   return Number.isFinite(top) ? logs.map((v) => (v === null ? null : v - top)) : logs;
 }
 
+// The gate biases each chosen model starts with, in the words of app/jobs.py's bias_sentence
+// (a run's meta event brings the server's own sentence; a test checks the two agree).
+function gateValue(bias) {
+  const value = 1 / (1 + Math.exp(-bias));
+  const distance = Math.min(value, 1 - value);
+  const decimals = distance <= 0 ? 2 : Math.max(2, Math.ceil(-Math.log10(distance)));
+  return value.toFixed(decimals).replace(/0+$/, "").replace(/\.$/, "");
+}
+
+function biasSentence(config) {
+  return config.cells.split(",").map((cell) => {
+    if (cell === "lstm") {
+      return `LSTM: forget-gate bias ${String(config.forget_bias)} (f ≈ ${gateValue(config.forget_bias)})`;
+    }
+    if (cell === "gru") {
+      return `GRU: update-gate bias ${String(config.update_bias)} (z ≈ ${gateValue(config.update_bias)})`;
+    }
+    return "RNN: none";
+  }).join("; ");
+}
+
+const biasNote = document.getElementById("bias-note");
+function showBiases(sentence) {
+  biasNote.textContent = `Starting gate biases: ${sentence}.`;
+}
+
 function syncCells() {
   const chosen = new Set(state.cells.split(","));
   for (const box of document.querySelectorAll(".cell-box")) box.checked = chosen.has(box.value);
@@ -73,6 +101,7 @@ function onControl(event) {
     showValue(element);
   }
   writeState(TABLE, state);
+  showBiases(biasSentence(state));
 }
 
 function setRunning(running) {
@@ -148,6 +177,8 @@ function addNote(kind, symbol, text) {
 
 function setUp(data) {
   meta = data;
+  if (data.learned) ({ accuracy: LEARNED, window: WINDOW } = data.learned);
+  showBiases(data.biases);
   started = performance.now();
   store = Object.fromEntries(data.cells.map((cell) => [cell, newStore()]));
   const figures = data.figures;
@@ -374,7 +405,8 @@ addDownloadButtons(downloadFigure);
 wireViewDownload(document.getElementById("download-view"), () => {
   const figures = rawFigures();
   return Object.keys(figures).length && { config: meta?.config ?? state, figures,
-    caption: `${statusLine.textContent} ${modelStatus.textContent}` };
+    caption: `${statusLine.textContent} ${modelStatus.textContent} Starting gate biases: `
+      + `${meta?.biases ?? biasSentence(state)}.` };
 });
 
 // Before the first run: empty frames, so the page shows where the curves will appear.
@@ -394,6 +426,7 @@ function drawPlaceholders() {
 
 fillControls(form, state);
 syncCells();
+showBiases(biasSentence(state));
 form.addEventListener("input", onControl);
 form.addEventListener("change", onControl);
 startButton.addEventListener("click", start);
