@@ -39,7 +39,7 @@ PAGE_FIGURES: dict[str, tuple[str, ...]] = {
 _RATE_CHECKS = ("finite", "vanish", "growth", "bound", "clip")
 PAGE_CHECKS: dict[str, tuple[str, ...]] = {
     "explore": _RATE_CHECKS,
-    "bptt": (*_RATE_CHECKS, "truncation_reach"),
+    "bptt": (*_RATE_CHECKS, "truncation_reach", "update"),
     "cells": ("cec", "carry_path", "carry_bias", *_RATE_CHECKS),
     "compare": ("finite", "lstm_keeps_more", "gru_keeps_more"),
     "activations": ("chain_within_ceiling", "slope_ceilings"),
@@ -54,6 +54,10 @@ _SUPERSCRIPT_PRIME = re.compile(
 def _plain_primes(mathml: str) -> str:
     return _SUPERSCRIPT_PRIME.sub(r"\1<mo>&#x02032;</mo>", mathml)
 
+
+# The drawings a step may show beside its live figure (static/img/<name>.svg).
+DIAGRAMS = ("unrolled", "lstm", "gru")
+MAX_PANELS = 2  # figures + diagram + race: what fits beside the text on a 1280 x 720 screen
 
 LESSON_ENV = "GFL_LESSON_FILE"  # another lesson file, for a lecturer's own version
 
@@ -95,6 +99,10 @@ class Step(BaseModel):
     check: str
     notes: Notes
     link: Link | None = None
+    diagram: Literal["unrolled", "lstm", "gru"] | None = Field(
+        None, description="A drawing shown beside the live figure (static/img/<name>.svg).")
+    race: dict | None = Field(
+        None, description="A training race run inside the step: /train's fields.")
 
     @field_validator("equation")
     @classmethod
@@ -186,6 +194,12 @@ def parse_lesson(data: dict, source: str = "the lesson file") -> Lesson:
         if step.check not in PAGE_CHECKS[step.page]:
             raise LessonError(f"{where}, field 'check': {step.check!r} is not a check of "
                               f"/{step.page} ({', '.join(PAGE_CHECKS[step.page])})")
+        panels = len(step.figures) + (step.diagram is not None) + (step.race is not None)
+        if panels > MAX_PANELS:
+            raise LessonError(f"{where}, field 'figures': {panels} panels (figures, diagram and "
+                              f"race together); a step shows at most {MAX_PANELS}")
+        if step.race is not None:
+            _check_preset("train", step.race, page_fields("train"), f"{where}, field 'race'")
         if step.link is not None:
             _check_preset(step.link.page, step.link.preset, page_fields(step.link.page),
                           f"{where}, field 'link.preset'")
@@ -215,6 +229,27 @@ def step_state(step: Step) -> dict:
     from gradient_flow_lab.app.routers.pages import page_fields
 
     return {name: spec["default"] for name, spec in page_fields(step.page).items()} | step.preset
+
+
+def race_state(step: Step) -> dict | None:
+    """The full /train state of the step's race (its defaults with the race's fields over)."""
+    from gradient_flow_lab.app.routers.pages import page_fields
+
+    if step.race is None:
+        return None
+    return {name: spec["default"] for name, spec in page_fields("train").items()} | step.race
+
+
+def check_url(step: Step, state: dict | None = None) -> str:
+    """The API address whose JSON holds the step's check (in its ``checks`` list), for the
+    step's state: /api/simulate?view=<page>&... (or /api/activations?... for that page)."""
+    from urllib.parse import urlencode
+
+    state = step_state(step) if state is None else state
+    fields = {name: value for name, value in state.items() if value is not None}
+    if step.page == "activations":
+        return f"/api/activations?{urlencode(fields)}"
+    return f"/api/simulate?{urlencode({'view': step.page, **fields})}"
 
 
 def link_state(step: Step) -> tuple[str, dict]:

@@ -11,7 +11,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from gradient_flow_lab.app.lesson import Lesson, Step, lesson, link_state, step_state
+from gradient_flow_lab.app.lesson import (
+    Lesson,
+    Step,
+    check_url,
+    lesson,
+    link_state,
+    race_state,
+    step_state,
+)
+from gradient_flow_lab.app.resources import static_dir
 from gradient_flow_lab.app.routers.pages import page_fields
 from gradient_flow_lab.app.templating import templates
 
@@ -49,6 +58,14 @@ def _control(spec: dict, value) -> dict:
     return {**spec, "default": value, "kind": kind, "label": label}
 
 
+def diagram_svg(name: str | None) -> str | None:
+    """The step's drawing, inlined (static/img/<name>.svg) so that its text scales with the
+    page and its title and description are read by screen readers."""
+    if name is None:
+        return None
+    return (static_dir() / "img" / f"{name}.svg").read_text(encoding="utf-8")
+
+
 def step_context(step: Step) -> dict:
     fields = page_fields(step.page)
     state = step_state(step)
@@ -60,15 +77,18 @@ def step_context(step: Step) -> dict:
         "controls": [_control(fields[name], state[name]) for name in step.controls],
         "link_href": _href(link_page, link),
         "link_text": f"Open in {LINK_NAMES[link_page]}",
+        "diagram": diagram_svg(step.diagram),
         "data": {"page": step.page, "state": state, "controls": step.controls,
                  "figures": step.figures, "check": step.check, "link_page": link_page,
-                 "link_state": link, "link_follows": step.link is None},
+                 "link_state": link, "link_follows": step.link is None,
+                 "diagram": step.diagram, "race": race_state(step)},
     }
 
 
 def _render(request: Request, number: int) -> HTMLResponse:
     steps = [step_context(step) for step in LESSON.steps]
-    pages = sorted({step.page for step in LESSON.steps})
+    pages = sorted({step.page for step in LESSON.steps}
+                   | ({"train"} if any(step.race for step in LESSON.steps) else set()))
     context = {
         "active_path": "/lesson",
         "lesson": LESSON,
@@ -98,7 +118,11 @@ def lesson_step(request: Request, number: int) -> HTMLResponse:
 
 @router.get("/api/lesson")
 def lesson_json() -> dict:
-    """The lesson as data: every step with its full state and its equation as MathML."""
+    """The lesson as data: every step with its full state, its equation as MathML, its check
+    (the id of the paper check that proves its answer) and ``check_url``, the API address
+    whose ``checks`` list holds that check for the step's own state."""
     return {"title": LESSON.title,
-            "steps": [{**step.model_dump(), "mathml": step.mathml, "state": step_state(step)}
-                      for step in LESSON.steps]}
+            "steps": [{**step.model_dump(), "number": number, "mathml": step.mathml,
+                       "state": step_state(step), "check_url": check_url(step),
+                       "race_state": race_state(step)}
+                      for number, step in enumerate(LESSON.steps, 1)]}
