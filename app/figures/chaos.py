@@ -164,6 +164,34 @@ def fan_figure(steps: np.ndarray, log_values: np.ndarray, largest: float,
     return figure(data, layout)
 
 
+COLOUR_SOFTNESS = 0.02  # nats per step: where the phase map's colours stop growing linearly
+
+
+def _mix(colour: str, share: float) -> str:
+    """``colour`` (#RRGGBB) mixed with white: share 0 is white, 1 the colour."""
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "rgb({},{},{})".format(*(round(255 + (c - 255) * share) for c in rgb))
+
+
+def _bar_ticks(reach: float) -> list[float]:
+    """Ticks on both sides of 0: 0, ±reach and one or two round values between."""
+    inner = [v for v in (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0) if v < 0.8 * reach][-2:]
+    return [-reach, *(-v for v in reversed(inner)), 0.0, *inner, reach]
+
+
+def diverging_scale(reach: float, stops: int = 10) -> list[list]:
+    """A blue-white-red colour scale for values in [−reach, reach], white at 0, the colour's
+    strength growing like asinh(|λ| / COLOUR_SOFTNESS) (stops per side)."""
+    top = np.arcsinh(reach / COLOUR_SOFTNESS)
+    scale = []
+    for strength in np.linspace(-1.0, 1.0, 2 * stops + 1):
+        value = np.sinh(abs(strength) * top) * COLOUR_SOFTNESS * np.sign(strength)
+        colour = DIVERGING[0][1] if strength < 0 else DIVERGING[-1][1]
+        scale.append([float((value + reach) / (2 * reach)), _mix(colour, abs(float(strength)))])
+    scale[0][0], scale[-1][0] = 0.0, 1.0
+    return scale
+
+
 def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
                  grid: np.ndarray, current: tuple[float, float], grid_steps: int,
                  rows_done: int | None = None) -> Figure:
@@ -174,12 +202,13 @@ def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
     R, C = grid.shape
     done = R if rows_done is None else rows_done
     finite = grid[np.isfinite(grid)]
-    # White sits at exactly 0 and each side spans its own range, so a slightly chaotic cell is
-    # visibly red next to strongly ordered ones (a symmetric scale would leave it white).
-    low = min(float(finite.min()) if finite.size else 0.0, -0.05)
-    high = max(float(finite.max()) if finite.size else 0.0, 0.05)
-    zero = -low / (high - low)
-    colorscale = [[0.0, DIVERGING[0][1]], [zero, "#FFFFFF"], [1.0, DIVERGING[-1][1]]]
+    # Symmetric around 0 (white), spanning the data: the colour bar reaches the largest |λ₁| on
+    # both sides, so a map that is half positive shows a bar that is half positive too. The
+    # colours are spread like asinh(λ / COLOUR_SOFTNESS), so a slightly chaotic cell (λ₁ = 0.05
+    # next to −2.6) is still visibly red.
+    reach = max(float(np.max(np.abs(finite))) if finite.size else 0.0, 0.05)
+    low, high = -reach, reach
+    colorscale = diverging_scale(reach)
     z: list = []
     text: list = []
     for row in range(R):
@@ -203,7 +232,9 @@ def phase_figure(weight_scales: np.ndarray, columns: np.ndarray, column: str,
     x, y = columns.tolist(), weight_scales.tolist()
     data = [dict(type="heatmap", x=x, y=y, z=z, customdata=text, colorscale=colorscale,
                  zmin=low, zmax=high, name="λ₁",
-                 colorbar=dict(title=dict(text="λ₁ (nats/step)"), thickness=14),
+                 colorbar=dict(title=dict(text="λ₁ (nats/step)"), thickness=14,
+                               tickvals=_bar_ticks(reach),
+                               ticktext=[f"{v:.2g}".replace("-", "−") for v in _bar_ticks(reach)]),
                  hovertemplate=f"{label} = %{{x:.3g}}<br>weight scale = %{{y:.3g}}<br>"
                                "λ₁ = %{customdata}<extra></extra>")]
     if done >= 2 and finite.size and finite.min() < 0 < finite.max():

@@ -45,7 +45,8 @@ def grad_norm_figure(sim: Simulation) -> Figure:
             # In log10 as computed (it can be 10^900, or exactly 0 behind a truncation cut):
             # drawn where it truly is, never at a stand-in level.
             x=steps, y=sim.bound_log10, mode="lines", meta={"log10": True, "sets_range": False},
-            name="Pascanu bound (top layer)", line=dict(width=2, dash="dash", color="#000000"),
+            name="Pascanu bound (top layer): bₜ = gₜ + γσ_max·bₜ₊₁",
+            line=dict(width=2, dash="dash", color="#000000"),
             hovertemplate="t = %{x}<br>bound = %{y:.3e}<extra></extra>"))
     layout = base_layout("Gradient norm ‖∂loss/∂hₜ‖ at each step", "time step t",
                          "‖∂loss/∂hₜ‖ (log)", log_y=True)

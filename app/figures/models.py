@@ -68,7 +68,7 @@ def horizon_figure(horizons: list[Horizon], seq_len: int) -> Figure:
         data.append(dict(type="scatter", x=distance, y=np.where(item.norms > 0, item.norms, 0.0),
                          mode="lines", name=f"layer {item.layer}",
                          line=dict(color=colour, width=2.5),
-                         hovertemplate="T−1−t = %{x}<br>‖∂h_T/∂hₜ‖ = %{y:.3e}<extra>layer "
+                         hovertemplate="T−1−t = %{x}<br>‖∂h_T−1/∂hₜ‖ = %{y:.3e}<extra>layer "
                                        f"{item.layer}</extra>"))
         if np.isfinite(item.factor) and item.factor > 0:
             usable = (distance >= 1) & np.isfinite(item.norms) & (item.norms > 0)
@@ -84,6 +84,6 @@ def horizon_figure(horizons: list[Horizon], seq_len: int) -> Figure:
                      meta={"log10": True, "sets_range": False}, mode="lines",
                      name="10⁻³ (the horizon)", line=dict(color="#000000", dash="dot", width=1),
                      hoverinfo="skip"))
-    layout = base_layout("How far back the gradient reaches: ‖∂h_T/∂hₜ‖ against steps back",
-                         "steps back T−1−t", "‖∂h_T/∂hₜ‖ (log)", log_y=True)
+    layout = base_layout("How far back the gradient reaches: ‖∂h_T−1/∂hₜ‖ against steps back",
+                         "steps back T−1−t", "‖∂h_T−1/∂hₜ‖ (log)", log_y=True)
     return figure(data, layout)

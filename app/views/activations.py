@@ -9,6 +9,7 @@ import numpy as np
 
 from gradient_flow_lab.app.figures import activations as figures
 from gradient_flow_lab.app.figures.common import Figure
+from gradient_flow_lab.app.views import words
 from gradient_flow_lab.engine import DERIVATIVE_BOUND, compose, grad_maxima, sigmoid_fixed_point
 
 
@@ -32,6 +33,7 @@ def summarize(depth: int, x0: float) -> dict:
             "best_case": DERIVATIVE_BOUND[name] ** depth,
         }
     return {
+        "status": chain_sentence(depth, x0, chains),
         "depth": depth,
         "x0": x0,
         "sigmoid_grad_max": maxima["sigmoid"],
@@ -65,6 +67,24 @@ def paper_checks(summary: dict) -> list[dict]:
          "detail": f"σ: {_number(sig['grad_product'])} ≤ {_number(sig['best_case'])}; "
                    f"tanh: {_number(tanh['grad_product'])} ≤ 1"},
     ]
+
+
+def chain_sentence(depth: int, x0: float, chains: dict) -> str:
+    """The status line: both products of slopes and which is larger, from the numbers."""
+    if depth == 0:
+        return "n = 0: nothing has been applied yet, so every product of slopes is 1."
+    sig, tanh = chains["sigmoid"]["grad_product"], chains["tanh"]["grad_product"]
+    steps = words.steps_text(depth)
+    text = (f"After {steps} from x₀ = {x0:g}, the product of slopes is {words.sci(sig)} for "
+            f"sigmoid (its best case 0.25^{depth} = {words.sci(0.25 ** depth)}) and "
+            f"{words.sci(tanh)} for tanh")
+    if not (sig > 0 and tanh > 0):
+        return text + "."
+    ratio = tanh / sig
+    text += f": the tanh gradient is {words.ratio_words(ratio, 'the sigmoid one')}"
+    if ratio < 1:
+        text += " (from this saturated start tanh is the flatter of the two so far)"
+    return text + "."
 
 
 def build(depth: int, x0: float) -> ActivationsResult:

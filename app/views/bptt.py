@@ -118,7 +118,8 @@ def contribution_sentence(full: np.ndarray, truncated: np.ndarray | None, k: int
         kept = truncated / full  # (T,), nan where full is 0 (t = 0: h₋₁ = 0) or not a number
     lost = np.flatnonzero((truncated == 0) & (full > 0))
     ends = np.arange(k - 1, T - 1, k)  # the last step of each chunk a cut follows
-    starts = ends - (k - 1)
+    # the first step of each such chunk, t = 1 for the first one (t = 0's term is always 0)
+    starts = np.maximum(ends - (k - 1), 1)
     shown = [int(end) for end in ends if full[end] > 0]  # the first cut with a term before it
     example = ("" if not shown else
                f" (first cut: t = {shown[0]}, {_kept(full[shown[0]], truncated[shown[0]])}; "
@@ -136,6 +137,9 @@ def contribution_sentence(full: np.ndarray, truncated: np.ndarray | None, k: int
     if k == 1:
         return (f"With k = 1 every step keeps only its own loss's share: the median term keeps "
                 f"{_share(float(np.median(end_kept)))} of its full-BPTT size{example}.")
+    if not start_kept.size:
+        return (f"Here the last step before a cut keeps {_share(float(np.median(end_kept)))} of "
+                f"its full-BPTT term{example}.")
     first, last = float(np.median(start_kept)), float(np.median(end_kept))
     if abs(np.log(last) - np.log(first)) < 0.01:
         verdict = "every step keeps about the same share of its term"
@@ -189,7 +193,7 @@ def comparison_sentence(summary: dict) -> str:
     off = (f"it is off by {words.sci(error)} of the full gradient's length (relative error "
            "‖g_trunc − g_full‖ / ‖g_full‖)")
     if cosine > 0.99:
-        way = f"points almost the same way as the full one (cosine {cosine:.3g}, above 0.99)"
+        way = f"points almost the same way as the full one (cosine {cosine:.4f}, above 0.99)"
     elif cosine > 0:
         way = (f"points noticeably away from the full one (cosine {cosine:.3g}; 1 is the same "
                "direction, 0 a right angle)")

@@ -116,15 +116,36 @@ def _carry_sentence(item: health.CarryBias) -> str:
 def _horizon_sentence(item: health.Horizon, seq_len: int) -> str:
     if not math.isfinite(item.factor):
         return "No finite product of Jacobians: the run overflowed or the weights are not numbers."
+    measured = f"a least-squares fit over the {seq_len - 1} steps back measured"
     if item.factor >= 1:
-        return (f"‖∂h_T/∂hₜ‖ does not shrink (factor {_fmt(item.factor)} per step): an error at "
-                f"the end reaches the start at full size, or grows (watch for explosion).")
+        return (f"Going back, ‖∂h_T−1/∂hₜ‖ does not shrink (about ×{_fmt(item.factor)} per step, "
+                f"{measured}): a change at the start still moves the last state fully, or more "
+                f"(watch for explosion).")
+    if item.factor == 0:
+        return (f"‖∂h_T−1/∂hₜ‖ is exactly 0 from {item.observed} steps back: nothing before that "
+                "reaches the last state.")
     seen = ("" if item.observed is None else
-            f" (measured: below 10⁻³ from {item.observed} steps back)")
-    return (f"Each step back multiplies ‖∂h_T/∂hₜ‖ by about {_fmt(item.factor)}: an error at "
-            f"the end keeps a thousandth of its size for about {_fmt(item.horizon, 3)} steps"
-            f"{seen}" + (f", extrapolated beyond the {seq_len} steps measured" if
-                         item.observed is None and item.horizon > seq_len else "") + ".")
+            f"; measured, it first falls below 10⁻³ {item.observed} steps back")
+    beyond = (f", extrapolated beyond the {seq_len} steps measured" if
+              item.observed is None and item.horizon > seq_len else "")
+    return (f"Going back, ‖∂h_T−1/∂hₜ‖ shrinks by about ×{_fmt(item.factor)} per step "
+            f"({measured}): after about {_fmt(item.horizon, 3)} steps only a thousandth (10⁻³) "
+            f"of a change at the end is left{beyond}{seen}.")
+
+
+def _factors_sentence(layer: int, fitted: float, lyapunov: float | None, warmup: int) -> str:
+    """Why the report's two per-step factors (the horizon's fit, e^λ₁) differ, with the numbers."""
+    if lyapunov is None or not (math.isfinite(fitted) and math.isfinite(lyapunov)):
+        return (f"Layer {layer}: the two per-step factors cannot be compared (one is not a "
+                "number).")
+    gap = abs(fitted - lyapunov) / max(abs(lyapunov), 1e-300)
+    agree = "agree within 5%" if gap <= 0.05 else f"differ by {gap:.0%}"
+    return (f"Layer {layer}: the horizon's factor ×{_fmt(fitted)} and e^λ₁ = ×{_fmt(lyapunov)} "
+            f"{agree}. They measure the same stretching in two ways: the factor is a straight "
+            f"line fitted to the size of the whole product ∂h_T−1/∂hₜ, from every step t to the "
+            f"end, the few steps next to the end included; λ₁ is the average stretch per step "
+            f"of the most-stretched direction after a warm-up of {warmup} steps. Over a long run "
+            "they meet; over a short one, or while the state is still settling, they differ.")
 
 
 def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
@@ -151,7 +172,7 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
         nonlinearity=nonlinearity if model.cell == "rnn" else None).exponents[:, 0])
     head_note = ("its own read-out head (head.weight, head.bias)" if model.output_size else
                  "no read-out in the file: the loss reads the top layer through a fixed seeded "
-                 "read-out (8 classes); the Jacobians ‖∂h_T/∂hₜ‖ do not depend on it")
+                 "read-out (8 classes); the Jacobians ‖∂h_T−1/∂hₜ‖ do not depend on it")
     document = {
         "model": model.describe(),
         "nonlinearity": nonlinearity if model.cell == "rnn" else None,
@@ -170,6 +191,10 @@ def build_report(model: LoadedModel, inputs: np.ndarray | None = None, *,
         "lyapunov": [{"layer": layer, **chaos_view.exponent_summary(
                           float(largest), trace.seq_len - trace.seq_len // 10)}
                      for layer, largest in enumerate(exponents)],
+        "factor_notes": [_factors_sentence(
+            h.layer, h.factor,
+            float(np.exp(largest)) if not np.isnan(largest) else None, trace.seq_len // 10)
+            for h, largest in zip(horizons, exponents, strict=True)],
         "loss": trace.loss,
         "checks": paper_checks(sim) if finite else [{
             "id": "finite", "label": "Weights are numbers", "status": "fail",

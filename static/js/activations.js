@@ -119,12 +119,10 @@ function showSummary(summary, nonfinite) {
     }
   }
   const overflowed = Object.keys(nonfinite || {});
-  const ratio = summary.chains.tanh.grad_product / summary.chains.sigmoid.grad_product;
+  // The sentence is built on the server from the numbers (app/views/activations.py).
   statusLine.textContent = overflowed.length
     ? `Some numbers overflowed and are shown as gaps: ${overflowed.join(", ")}.`
-    : summary.depth === 0
-      ? "n = 0: nothing has been applied yet, so every product of slopes is 1."
-      : `After ${summary.depth} steps the tanh gradient is ${format(ratio)} times the sigmoid one.`;
+    : summary.status;
 }
 
 function showError(message) {
