@@ -112,18 +112,18 @@ def test_walk_every_step_with_the_keyboard(page, mode):
 
 
 def test_reveal_on_a_key_and_on_the_button(page):
-    page.goto(page.base_url + "/lesson/5")
-    wait_step(page, 5)
-    answer = page.locator("#step-5 .step-answer")
+    page.goto(page.base_url + "/lesson/6")
+    wait_step(page, 6)
+    answer = page.locator("#step-6 .step-answer")
     assert answer.is_hidden()
     page.keyboard.press("r")
     assert answer.is_visible()
-    assert STEPS[4].answer in answer.inner_text()
+    assert STEPS[5].answer in answer.inner_text()
     page.keyboard.press("Space")
     assert answer.is_hidden()
-    page.locator("#step-5 .reveal-button").click()
+    page.locator("#step-6 .reveal-button").click()
     assert answer.is_visible()
-    assert page.locator("#step-5 .reveal-button").get_attribute("aria-expanded") == "true"
+    assert page.locator("#step-6 .reveal-button").get_attribute("aria-expanded") == "true"
 
 
 def test_the_url_of_step_n_opens_step_n(page):
@@ -147,39 +147,39 @@ def test_notes_show_with_notes_1(page):
 
 
 def test_a_slider_redraws_its_step_and_never_traps_the_arrows(page):
-    page.goto(page.base_url + "/lesson/5")
-    first = wait_step(page, 5)
-    before = traces(page, 5, "grad_norms")
-    slider = page.locator("#step-5 #ctl-weight_scale")
+    page.goto(page.base_url + "/lesson/6")
+    first = wait_step(page, 6)
+    before = traces(page, 6, "grad_norms")
+    slider = page.locator("#step-6 #ctl-weight_scale")
     slider.focus()
     page.keyboard.press("ArrowUp")  # Up/Down stay with the slider
-    assert page.locator("#step-5 output[for='ctl-weight_scale']").inner_text() == "0.85"
-    wait_step(page, 5, after=first)
+    assert page.locator("#step-6 output[for='ctl-weight_scale']").inner_text() == "0.85"
+    wait_step(page, 6, after=first)
     page.wait_for_function(
-        "() => JSON.parse(document.getElementById('step-5').dataset.config).weight_scale === 0.85")
-    assert traces(page, 5, "grad_norms") != before
-    assert "weight_scale=0.85" in page.locator("#step-5 .open-link").get_attribute("href")
+        "() => JSON.parse(document.getElementById('step-6').dataset.config).weight_scale === 0.85")
+    assert traces(page, 6, "grad_norms") != before
+    assert "weight_scale=0.85" in page.locator("#step-6 .open-link").get_attribute("href")
     # the focused slider does not swallow the clicker's arrow: it moves to the next step
     assert page.evaluate("() => document.activeElement.id") == "ctl-weight_scale"
     page.keyboard.press("ArrowRight")
-    wait_step(page, 6)
-    assert visible_steps(page) == [6]
+    wait_step(page, 7)
+    assert visible_steps(page) == [7]
     # coming back keeps the changed value
     page.keyboard.press("ArrowLeft")
-    assert page.locator("#step-5 #ctl-weight_scale").input_value() == "0.85"
+    assert page.locator("#step-6 #ctl-weight_scale").input_value() == "0.85"
 
 
 def test_projector_mode_fits_a_step_on_a_1280_by_720_screen(page):
     page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(page.base_url + "/lesson/5?present=1")
-    wait_step(page, 5)
+    page.goto(page.base_url + "/lesson/6?present=1")
+    wait_step(page, 6)
     assert page.evaluate("() => document.body.classList.contains('present')")
     # the figure and its controls side by side, both on the first screen
-    figure = page.locator("#fig-s5-grad_norms").bounding_box()
-    control = page.locator("#step-5 #ctl-weight_scale").bounding_box()
+    figure = page.locator("#fig-s6-grad_norms").bounding_box()
+    control = page.locator("#step-6 #ctl-weight_scale").bounding_box()
     assert control["x"] > figure["x"] + figure["width"] - 1
     assert figure["y"] + figure["height"] <= 720 and control["y"] + control["height"] <= 720
-    screenshot(page, "lesson-05-projector")
+    screenshot(page, "lesson-06-projector")
 
 
 @pytest.mark.slow
@@ -199,3 +199,127 @@ def test_the_printed_handout_has_one_page_per_step(page):
     except ImportError:
         pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
     assert pages == len(STEPS)
+
+
+# ---- projector mode with notes, answer revealed: every step on one 1280 x 720 screen -----------
+
+# Boxes of what must fit, the plots' and diagrams' text sizes as drawn, and each plot's axis
+# labels (tick labels and axis titles), for the shown step.
+MEASURE = """(n) => {
+  const s = document.getElementById('step-' + n);
+  const box = (e) => { const b = e.getBoundingClientRect();
+                       return [b.left, b.top, b.right, b.bottom]; };
+  const plots = [...s.querySelectorAll('.step-figure, .race-figure')].filter((p) => p.data);
+  const drawnSize = (t) => {  // the rendered font size: its CSS size times the SVG's scale
+    const m = t.getScreenCTM();
+    return parseFloat(getComputedStyle(t).fontSize) * (m ? Math.hypot(m.a, m.b) : 1);
+  };
+  return {
+    answer: box(s.querySelector('.step-answer')),
+    question: box(s.querySelector('.step-question')),
+    title: box(s.querySelector('h1')),
+    notes: box(s.querySelector('.step-notes')),
+    controls: [...s.querySelectorAll('.step-controls [data-param]')].map(box),
+    panels: [...s.querySelectorAll('.step-figure, .step-diagram, .step-race')].map(box),
+    textFits: ((t) => t.scrollHeight <= t.clientHeight + 1)(s.querySelector('.step-text')),
+    page: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+    plotFonts: plots.flatMap((p) => [...p.querySelectorAll('svg text')]
+      .filter((t) => t.textContent.trim()).map((t) => [t.textContent.trim(), drawnSize(t)])),
+    diagramFonts: [...s.querySelectorAll('.step-diagram svg text')]
+      .filter((t) => t.textContent.trim()).map((t) => [t.textContent.trim(), drawnSize(t)]),
+    axisLabels: plots.map((p) => [...p.querySelectorAll(
+      '.xtick text, .ytick text, .g-xtitle text, .g-ytitle text, .g-x2title text, .g-y2title text')]
+      .filter((t) => t.textContent.trim() && t.getBoundingClientRect().width > 0)
+      .map((t) => [t.textContent.trim(), box(t)])),
+    titles: plots.map((p) => { const t = p.querySelector('.gtitle');
+      return t ? [box(t), box(p)] : null; }),
+  };
+}"""
+
+
+def inside(b, width=1280, height=720) -> bool:
+    return b[0] >= -0.5 and b[1] >= -0.5 and b[2] <= width + 0.5 and b[3] <= height + 0.5
+
+
+def overlap(a, b) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1
+
+
+# Known, still open (issue 20): a plot title Plotly sets on two lines starts above its plot
+# (steps 1 and 12), and the activations figure's stacked y axes crowd their ticks (step 9).
+KNOWN_PROJECTOR_FAULTS = {1: "two-line plot title starts above the plot",
+                          9: "stacked y axes: tick labels overlap",
+                          12: "two-line plot title starts above the plot"}
+
+
+@pytest.mark.parametrize("number", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_PROJECTOR_FAULTS[n]))
+    if n in KNOWN_PROJECTOR_FAULTS else n for n in range(1, len(STEPS) + 1)])
+def test_projector_with_notes_every_step_and_its_answer_fit_the_screen(page, number):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{page.base_url}/lesson/{number}?present=1&notes=1")
+    wait_step(page, number)
+    page.keyboard.press("r")
+    page.wait_for_timeout(250)
+    m = page.evaluate(MEASURE, number)
+    screenshot(page, f"lesson-projector-notes-{number:02d}")
+    assert m["page"] == [1280, 720], f"step {number}: the page scrolls ({m['page']})"
+    for name in ("answer", "question", "title", "notes"):
+        assert inside(m[name]), f"step {number}: the {name} is off screen at {m[name]}"
+    assert m["textFits"], f"step {number}: the text column is cut"
+    for b in m["controls"] + m["panels"]:
+        assert inside(b), f"step {number}: {b} off screen"
+    small = [(text, round(size, 1)) for text, size in m["plotFonts"] + m["diagramFonts"]
+             if size < 15.9]
+    assert not small, f"step {number}: text under 16 px: {small[:8]}"
+    for labels in m["axisLabels"]:
+        for i, (text, box) in enumerate(labels):
+            for other, other_box in labels[i + 1:]:
+                assert not overlap(box, other_box), f"step {number}: {text!r} overlaps {other!r}"
+    for item in m["titles"]:
+        if item:
+            title, plot = item
+            assert title[0] >= plot[0] - 0.5 and title[2] <= plot[2] + 0.5, \
+                f"step {number}: the plot title is cut ({title} in {plot})"
+            assert title[1] >= plot[1] - 0.5, f"step {number}: the plot title is cut at the top"
+
+
+def test_a_moved_control_and_the_revealed_answer_survive_a_reload(page):
+    page.goto(page.base_url + "/lesson/6")
+    first = wait_step(page, 6)
+    slider = page.locator("#step-6 #ctl-weight_scale")
+    slider.focus()
+    page.keyboard.press("ArrowUp")
+    wait_step(page, 6, after=first)
+    page.keyboard.press("r")
+    assert "weight_scale=0.85" in page.url and "answer=1" in page.url
+    page.reload()
+    wait_step(page, 6)
+    assert page.locator("#step-6 #ctl-weight_scale").input_value() == "0.85"
+    assert json.loads(page.locator("#step-6").get_attribute("data-config"))["weight_scale"] == 0.85
+    assert page.locator("#step-6 .step-answer").is_visible()
+    # moving on leaves the step's own settings behind; coming back by history restores them
+    page.keyboard.press("ArrowRight")
+    wait_step(page, 7)
+    assert "weight_scale" not in page.url and "answer" not in page.url
+    page.go_back()
+    page.wait_for_function("() => !document.getElementById('step-6').hidden")
+    assert "weight_scale=0.85" in page.url
+
+
+@pytest.mark.slow
+def test_the_finale_trains_a_race_and_says_who_learned(page):
+    n = len(STEPS)
+    page.goto(f"{page.base_url}/lesson/{n}")
+    wait_step(page, n)
+    page.locator(f"#race-s{n} .race-start").click()
+    page.wait_for_function(
+        f"() => ['done', 'error'].includes(document.getElementById('race-s{n}').dataset.state)",
+        timeout=600_000)
+    assert page.locator(f"#race-s{n}").get_attribute("data-state") == "done"
+    result = page.locator(f"#race-s{n} .race-result").inner_text()
+    assert result.startswith("After ") and "LSTM" in result and "chance is 12%" in result
+    drawn = traces(page, n, "retention")
+    assert drawn
+    race = page.evaluate(f"() => document.getElementById('race-fig-s{n}').data.length")
+    assert race == 4  # three networks and the chance line

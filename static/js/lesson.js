@@ -146,7 +146,8 @@ function fitTitle(title, width) {
   const room = width - 30;
   const size = 17;
   if (!width || plain.length * size * CHAR_WIDTH <= room || text.includes("<br")) {
-    return { title: { ...title, font: atLeast(title.font, size) }, lines: 1 };
+    return { title: { ...title, font: atLeast(title.font, size) },
+             lines: (text.match(/<br/g) || []).length + 1 };
   }
   const words = text.split(" ");
   let first = "";
@@ -164,7 +165,7 @@ export function projectorLayout(layout, data, width) {
     const fitted = fitTitle(typeof layout.title === "string" ? { text: layout.title } : layout.title, width);
     layout.title = { ...fitted.title, x: 0.01, xanchor: "left", xref: "container",
       // Plotly anchors a two-line title by its first line: moved down one line, it stays inside
-      y: 1 - (20 * (fitted.lines - 1)) / (layout.height || 400), yanchor: "top", yref: "container",
+      y: 1 - (28 * (fitted.lines - 1)) / (layout.height || 400), yanchor: "top", yref: "container",
       pad: { t: 4 }, automargin: true };
     lines = fitted.lines;
   }
@@ -183,7 +184,29 @@ export function projectorLayout(layout, data, width) {
       const t = typeof axis.title === "string" ? { text: axis.title } : axis.title;
       axis.title = { ...t, font: atLeast(t.font, MIN_FONT), standoff: 6 };
     }
-    if (key.startsWith("x")) axis.nticks = Math.min(axis.nticks ?? 8, Math.max(3, Math.floor(width / 90)));
+    // the axis's length on screen: ticks and its title are thinned or broken to fit it
+    const [from, to] = axis.domain ?? [0, 1];
+    const across = key.startsWith("x");
+    const span = (to - from) * (across ? width - layout.margin.l - layout.margin.r
+      : (layout.height || 300) - layout.margin.t - layout.margin.b);
+    axis.nticks = Math.min(axis.nticks ?? 8, Math.max(across ? 3 : 2, Math.floor(span / (across ? 70 : 30))));
+    if (Array.isArray(axis.tickvals) && axis.tickvals.length > 2) {
+      const room = Math.max(2, Math.floor(span / (across ? 70 : 30)) + 1);
+      const every = Math.ceil(axis.tickvals.length / room);
+      if (every > 1) {
+        const keep = axis.tickvals.map((_, i) => i % every === 0);
+        axis.tickvals = axis.tickvals.filter((_, i) => keep[i]);
+        if (Array.isArray(axis.ticktext)) axis.ticktext = axis.ticktext.filter((_, i) => keep[i]);
+      }
+    }
+    if (across && axis.title?.text && !String(axis.title.text).includes("<br")
+        && String(axis.title.text).length * MIN_FONT * CHAR_WIDTH > span) {
+      const text = String(axis.title.text);
+      const dash = text.includes(" — ");
+      const cut = dash ? text.indexOf(" — ") : text.indexOf(" ", Math.floor(text.length / 2));
+      const rest = text.slice(cut + (dash ? 3 : 1)).trim();
+      if (cut > 0) axis.title = { ...axis.title, text: `${text.slice(0, cut).trim()}<br>${rest}` };
+    }
     layout[key] = axis;
   }
   if (Array.isArray(layout.annotations)) {
