@@ -8,7 +8,7 @@ import math
 import typing
 
 import anyio
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradient_flow_lab.app.schemas import SimulationQuery, TrainingConfig
@@ -151,7 +152,16 @@ class QuietDisconnectMiddleware:
 
 async def not_found_handler(request: Request, exc: StarletteHTTPException) -> Response:
     """A 404 for a person (a browser asking for a page: HTML, with the site's menu) or for a
-    program (JSON, as every other error). Other HTTP errors keep FastAPI's JSON answer."""
+    program (JSON, as every other error). A 405 names in ``Allow`` every method the path
+    answers (Starlette names only those of the first route it found), and ``OPTIONS`` on a path
+    that does not take it answers 204 with that ``Allow``. Other HTTP errors keep FastAPI's JSON
+    answer."""
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed and request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allowed})
+        if allowed:
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed})
     wants_page = (exc.status_code == 404 and not request.url.path.startswith("/api/")
                   and "text/html" in request.headers.get("accept", ""))
     if not wants_page:
@@ -162,6 +172,27 @@ async def not_found_handler(request: Request, exc: StarletteHTTPException) -> Re
         f"There is no page at {request.url.path}")
     return templates.TemplateResponse(request, "not_found.html", {"detail": detail},
                                       status_code=404, headers=exc.headers)
+
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """'GET, HEAD, POST, OPTIONS': the methods some route at this path takes (HEAD wherever
+    GET is: app/edge.py answers it), or '' when none does. Asked of the routes themselves, one
+    method at a time (FastAPI's included routers do not list their routes' methods); mounts
+    (static files) answer their own 405."""
+    found = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(not isinstance(route, Mount) and route.matches(scope)[0] is Match.FULL
+               for route in getattr(request.app, "routes", ())):
+            found.append(method)
+    if not found:
+        return ""
+    if "GET" in found:
+        found.insert(1, "HEAD")
+    return ", ".join([*found, "OPTIONS"])
 
 
 async def client_gone_handler(request: Request, exc: ClientDisconnect) -> Response:
@@ -175,3 +206,49 @@ async def engine_failed_handler(request: Request, exc: EngineFailed) -> JSONResp
     """An engine process died under a request: one log line, and a 500 that says how."""
     logger.error("%s %s: %s", request.method, request.url.path, exc)
     return JSONResponse(status_code=500, content={"detail": f"{exc}; try again"})
+
+
+# ---- the statuses the layers around the routes send, in the OpenAPI document -----------------
+
+_DETAIL = {"application/json": {"schema": {
+    "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}}
+
+
+def document_responses(app: FastAPI) -> None:
+    """Adds to each operation of ``app``'s OpenAPI document the statuses that come from outside
+    its route: 414 (any query string over the limit, app/security.py), 413 (a body over the
+    limit) where the operation takes a body, and 404 where it names an uploaded model (a
+    ``model`` field or a ``{model_id}`` path: never uploaded here, or evicted)."""
+    from gradient_flow_lab.app.security import MAX_QUERY_BYTES
+
+    build = app.openapi
+
+    def openapi() -> dict[str, typing.Any]:
+        schema = build()  # FastAPI's, cached after the first call: changed in place, once
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("414", {
+                    "description": f"a query string longer than {MAX_QUERY_BYTES} bytes",
+                    "content": _DETAIL})
+                if "requestBody" in operation:
+                    responses.setdefault("413", {"description": "a body over the size limit",
+                                                 "content": _DETAIL})
+                if "{model_id}" in path or _names_a_model(operation):
+                    missing = {"description": "no uploaded model with this id on this server "
+                                              "(never uploaded here, or evicted since)"}
+                    if "application/json" in responses.get("200", {}).get("content", {}):
+                        missing["content"] = _DETAIL  # a page's 404 is a page
+                    responses.setdefault("404", missing)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _names_a_model(operation: dict) -> bool:
+    if any(parameter.get("name") == "model" for parameter in operation.get("parameters", ())):
+        return True
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        if "model" in media.get("schema", {}).get("properties", {}):
+            return True
+    return False

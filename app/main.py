@@ -19,6 +19,7 @@ from gradient_flow_lab.app import __version__, edge, logfilter, shutdown
 from gradient_flow_lab.app.errors import (
     QuietDisconnectMiddleware,
     client_gone_handler,
+    document_responses,
     engine_failed_handler,
     not_found_handler,
     server_error_handler,
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.include_router(pages.router)
     app.include_router(lesson.router)
+    document_responses(app)  # 414, 413, 404 sent outside the routes
     return app
 
 

@@ -51,8 +51,9 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
                     continue
                 data = await upload.read(limit + 1)
                 if len(data) > limit:
-                    raise HTTPException(413, f"the {name} file is over this server's limit of "
-                                             f"{limit:,} bytes")
+                    label = "model" if name == "file" else name
+                    raise HTTPException(413, f"the {label} file is over this server's limit "
+                                             f"of {limit:,} bytes")
                 parts[name] = data
     except (AssertionError, ValueError, KeyError) as error:  # not multipart, or malformed
         raise HTTPException(422, f"expected a multipart/form-data upload: {error}") from None
@@ -61,11 +62,15 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
 
 @router.post("/api/models", status_code=201, max_body_size=UPLOAD_BODY_BYTES,
              openapi_extra=UPLOAD_SCHEMA,
-             responses={413: {"description": "a file over the size limit"},
-                        422: {"description": "not a model the engine can use (says why)"}})
+             responses={400: {"description": "a malformed multipart body (says why)"},
+                        413: {"description": "a file over the size limit"},
+                        422: {"description": "not a model the engine can use, or a file that "
+                                             "lies about its sizes (says which array and field)"}})
 async def upload_model(request: Request) -> JSONResponse:
     """Store a model (and optional inputs) under the SHA-256 of its bytes: 201 with its id,
-    cell, num_layers, input_size, hidden_size, output_size (null without a head) and warnings."""
+    cell, num_layers, input_size, hidden_size, output_size (null without a head), warnings,
+    prefix (removed from every key, such as 'module.'), module_prefix and aliases (tensors
+    restored from the tied copies a safetensors file's metadata names)."""
     model_bytes, inputs_bytes = await _read_upload(request)
     try:
         stored = await anyio.to_thread.run_sync(get_store().add, model_bytes, inputs_bytes)
