@@ -1,6 +1,8 @@
 """The scale-out recipe in app/deploy/: nginx (Debian's package) in front of two app processes,
 on loopback. A second identical GET is a cache hit at nginx, a stream arrives as it is made,
-and stopping one app process breaks nothing. The compose file is checked for the same layout."""
+stopping one app process breaks nothing, and a real model (an nn.LSTM(64, 256, 2), 3.4 MB)
+uploads through it while other bodies stay small. The compose file is checked for the same
+layout."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gradient_flow_lab.app.security import MAX_BODY_BYTES, upload_body_bytes
 from tests.helpers import UVICORN_COMMAND, free_port, running_server, wait_until
 
 DEPLOY = Path(__file__).resolve().parents[1] / "app" / "deploy"
@@ -44,7 +47,8 @@ def recipe():
         pytest.skip("nginx is not installed (bash .ci/run installs it)")
     folder = Path(tempfile.mkdtemp(prefix="gfl-nginx-"))
     folder.chmod(0o755)  # nginx's workers (user nobody) write the cache here
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    # one model store for both processes (replicas may share the folder), not the default one
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "GFL_MODEL_DIR": str(folder / "models")}
     with running_server(UVICORN_COMMAND, env=env) as one, \
             running_server(UVICORN_COMMAND, env=env) as two:
         port = free_port()
@@ -112,6 +116,47 @@ def test_nginx_caches_results_streams_progressively_and_survives_a_stopped_proce
         assert http.get("/healthz").status_code == 200
         events = http.get("/api/simulate/stream", params={"seq_len": 20, "seed": 99})
         assert events.status_code == 200 and "event: result" in events.text
+
+
+def _bytes(size: str) -> int:
+    """nginx's size syntax: 1m, 65600k, 512."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    return int(size[:-1]) * units[size[-1].lower()] if size[-1].isalpha() else int(size)
+
+
+def test_the_recipe_lets_uploads_through_up_to_the_apps_limit_and_nothing_else():
+    conf = (DEPLOY / "nginx.conf").read_text()
+    server_limit = re.search(r"^        client_max_body_size (\S+);", conf, flags=re.M)
+    upload = re.search(r"location = /api/models \{[^}]*client_max_body_size (\S+);", conf)
+    assert server_limit and upload, "nginx.conf should set a server limit and an upload limit"
+    # the app's own limits with the default GFL_MODEL_MAX_BYTES (32 MiB): two files + framing
+    assert _bytes(upload.group(1)) == upload_body_bytes() == 2 * 32 * 2**20 + 64 * 2**10
+    assert MAX_BODY_BYTES <= _bytes(server_limit.group(1)) <= 2**20
+
+
+@pytest.mark.slow
+def test_a_real_model_uploads_through_nginx_and_other_bodies_stay_small(recipe):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save
+
+    url, _, _ = recipe
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(64, 256, 2)
+    data = save({key: value.contiguous() for key, value in lstm.state_dict().items()})
+    assert len(data) > 3_000_000  # 3.4 MB: three times the 1 MiB that nginx allowed before
+    with httpx.Client(base_url=url, timeout=60) as http:
+        uploaded = http.post("/api/models", files={"file": ("lstm.safetensors", data)})
+        assert uploaded.status_code == 201, uploaded.text[:300]
+        described = uploaded.json()
+        assert (described["cell"], described["num_layers"], described["input_size"],
+                described["hidden_size"]) == ("lstm", 2, 64, 256)
+        for _ in range(2):  # either app process answers for it (they share the store)
+            again = http.get(f"/api/models/{described['id']}")
+            assert again.status_code == 200 and again.json()["id"] == described["id"]
+        # anywhere else, a body past the small limit stops at nginx
+        refused = http.post("/api/simulate", content=b"{" + b" " * (2 * 2**20) + b"}",
+                            headers={"content-type": "application/json"})
+        assert refused.status_code == 413
 
 
 def test_the_compose_file_runs_the_same_layout():
