@@ -277,3 +277,27 @@ def test_the_page_says_which_gate_biases_each_cell_starts_with(page):
     page.wait_for_function(
         "() => document.getElementById('status').textContent.startsWith('Done')", timeout=60000)
     assert note.inner_text() == f"Starting gate biases: {changed}."
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_model_that_loses_what_it_learned_is_not_left_marked_learned(page):
+    """The plain RNN at lag 20, seed 1, reaches 95% at step 573 and ends near 53% (see the
+    benchmark in the README): its line must say both."""
+    from gradient_flow_lab.app.jobs import engine_config
+    from gradient_flow_lab.app.schemas import TrainingConfig
+    from gradient_flow_lab.engine.train import LEARNED_WINDOW, learned_step
+
+    config = TrainingConfig(cells="rnn", lag=20, seed=1, steps=2000)
+    accuracies = [r.accuracy for r in train(engine_config(config, "rnn"))]
+    step, final = learned_step(accuracies), np.mean(accuracies[-LEARNED_WINDOW:])
+    assert step is not None and final < 0.9, "the premise: it learns, then forgets"
+    page.goto(page.base_url + "/train?cells=rnn&lag=20&seed=1&steps=2000")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=120000)
+    line = page.locator("#model-status li[data-cell=rnn]")
+    text = line.inner_text()
+    assert text.startswith(f"RNN learned at step {step},"), text
+    assert text.endswith(f"; now {100 * final:.0f}%"), text
+    assert line.get_attribute("data-learned") is None

@@ -227,14 +227,16 @@ function showModelStatus(finished = false) {
     item.dataset.cell = cell;
     const name = NAMES[cell] ?? cell;
     const n = run.steps.length;
+    const recent = run.accuracy.slice(-WINDOW);
+    const mean = recent.reduce((a, b) => a + b, 0) / (recent.length || 1);
     if (run.learnedAt) {
-      item.dataset.learned = "";
       item.textContent = `${name} learned at step ${run.learnedAt.step}, ${run.learnedAt.seconds} s`;
+      // a model can lose what it learned (a plain RNN often does): say so, with the number
+      if (mean < LEARNED) item.textContent += `; now ${(100 * mean).toFixed(0)}%`;
+      else item.dataset.learned = "";
     } else if (!n) {
       item.textContent = `${name}: waiting…`;
     } else if (run.accuracy.length) {
-      const recent = run.accuracy.slice(-WINDOW);
-      const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
       item.textContent = `${name}: ${(100 * mean).toFixed(0)}% ` + (finished
         ? `after ${run.steps[n - 1]} steps, ${seconds} s` : `at step ${run.steps[n - 1]}, ${seconds} s`);
     } else {
