@@ -69,7 +69,7 @@ def report_main(argv: Sequence[str]) -> int:
                     "(.safetensors or .npz) as one self-contained offline HTML file.")
     parser.add_argument("model", help="the model file (.safetensors or .npz)")
     parser.add_argument("--inputs", help="an input sequence (.npy, (T, D) or (T, B, D))")
-    parser.add_argument("--nonlinearity", choices=("tanh", "sigmoid", "relu"), default="tanh",
+    parser.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh",
                         help="an nn.RNN's nonlinearity, which a state_dict does not store "
                              "(default tanh)")
     parser.add_argument("-o", "--output", default="report.html",

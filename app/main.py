@@ -86,8 +86,10 @@ def create_app() -> FastAPI:
     # FastAPIOffline is FastAPI with /docs served from files inside the fastapi-offline
     # package instead of a CDN: the API docs work in a lecture hall too. (No /redoc: ReDoc
     # fetches its logo from its own CDN.)
+    # Its own /docs page is switched off: ours (routers/pages.py) shows the same Swagger UI inside
+    # the site's header, so the menu and projector mode (?present=1) work there too.
     app = FastAPIOffline(title="Gradient Flow Lab", version=__version__, redoc_url=None,
-                         max_body_size=MAX_BODY_BYTES, static_url="/vendor/docs",
+                         docs_url=None, max_body_size=MAX_BODY_BYTES, static_url=pages.DOCS_STATIC,
                          lifespan=lifespan)
     # The layers of app/edge.py go around all of FastAPI's stack: its own outermost middleware
     # (its 500 page, its body limit's 413) would otherwise answer outside ours.

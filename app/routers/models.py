@@ -24,7 +24,8 @@ from gradient_flow_lab.engine.io import ModelFileError
 
 router = APIRouter(tags=["models"])
 ModelId = Annotated[str, Path(pattern=MODEL_ID_PATTERN, description="SHA-256 of the upload.")]
-Nonlinearity = Literal["tanh", "sigmoid", "relu"]
+# What nn.RNN can be built with (torch.nn.RNN(nonlinearity=...) takes these two only).
+Nonlinearity = Literal["tanh", "relu"]
 # Both files and the multipart framing (GFL_MODEL_MAX_BYTES as the server starts); the store
 # checks each file against its own limit (413).
 UPLOAD_BODY_BYTES = upload_body_bytes()

@@ -39,7 +39,7 @@ PAGE_FIELDS = {
     # A loss at every step, so the band of the reach matrix shows, and a truncation to compare.
     "bptt": lambda: field_specs(
         SimulationConfig, ["cell", "nonlinearity", "seq_len", "num_layers", "hidden_size",
-                           "weight_scale", "init", "loss_at", "truncation", "seed"],
+                           "weight_scale", "init", "loss_at", "truncation", "clip", "seed"],
         defaults={"loss_at": "all", "truncation": DEFAULT_TRUNCATION}),
     # The page is about gated cells, so it opens on the LSTM.
     "cells": lambda: field_specs(SimulationConfig, defaults={"cell": "lstm"}),
@@ -91,3 +91,15 @@ async def train_page(request: Request) -> HTMLResponse:
     context = {"active_path": "/train", "fields": page_fields("train"),
                "cell_names": CELL_NAMES}
     return templates.TemplateResponse(request, "train.html", context)
+
+
+# The API documentation. FastAPIOffline serves Swagger UI's files here (app/main.py), so /docs
+# works without a network; the page itself is ours, in the site's layout.
+DOCS_STATIC = "/vendor/docs"
+
+
+@router.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+async def docs_page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "docs.html", {
+        "active_path": "/docs", "static_url": DOCS_STATIC,
+        "openapi_url": request.app.openapi_url})

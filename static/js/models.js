@@ -28,8 +28,7 @@ if (form) {
       }
       status.textContent = `Stored: a ${body.num_layers}-layer ${body.cell.toUpperCase()}, ` +
         `H = ${body.hidden_size}. Computing its health report…`;
-      const query = body.cell === "rnn" && nonlinearity !== "tanh" ? `?nonlinearity=${nonlinearity}` : "";
-      window.location.assign(`/models/${body.id}${query}`);
+      window.location.assign(reportAddress(body, nonlinearity));
     } catch (error) {
       status.textContent = "";
       errorBox.hidden = false;
@@ -39,12 +38,55 @@ if (form) {
   });
 }
 
+// Where a stored upload's report is: its nonlinearity when an RNN's is not tanh, and projector
+// mode kept (?present=1) when the upload page was in it.
+export function reportAddress(stored, nonlinearity, here = window.location.href) {
+  const url = new URL(`/models/${stored.id}`, here);
+  if (stored.cell === "rnn" && nonlinearity && nonlinearity !== "tanh") {
+    url.searchParams.set("nonlinearity", nonlinearity);
+  }
+  if (new URL(here).searchParams.get("present") === "1") url.searchParams.set("present", "1");
+  return `${url.pathname}${url.search}`;
+}
+
 const island = document.getElementById("report-figures");
 if (island && window.Plotly) {
   const figures = JSON.parse(island.textContent);
-  for (const [name, figure] of Object.entries(figures)) {
+  // plots.js (loaded only here: it needs Plotly) makes the text large in projector mode.
+  const { presentLayout } = await import("./plots.js");
+  const draw = () => Promise.all(Object.entries(figures).map(([name, figure]) => {
     const element = document.getElementById(`fig-${name}`);
-    if (element) window.Plotly.react(element, figure.data, figure.layout, PLOT_CONFIG);
-  }
+    if (!element) return null;
+    const layout = { ...figure.layout };
+    let data = figure.data;
+    if (document.body.classList.contains("present")) {
+      data = data.map((trace) => ({ ...trace }));
+      presentLayout(layout, data, element.clientWidth);
+    }
+    return window.Plotly.react(element, data, layout, element.data ? undefined : PLOT_CONFIG);
+  }));
+  await draw();
   document.body.dataset.reportDrawn = "1";
+  let presenting = document.body.classList.contains("present");
+  new MutationObserver(() => {
+    const now = document.body.classList.contains("present");
+    if (now !== presenting) { presenting = now; draw(); }
+  }).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+  keepModelInLinks();
+}
+
+// The report's links to a simulation page (the "Edge of chaos" in its text, say) open that page
+// with this model, as the links at the top do.
+function keepModelInLinks() {
+  const id = window.location.pathname.split("/")[2];
+  const nonlinearity = new URLSearchParams(window.location.search).get("nonlinearity");
+  const pages = ["/explore", "/bptt", "/cells", "/compare", "/chaos"];
+  for (const link of document.querySelectorAll("#report a[href]")) {
+    const url = new URL(link.href, window.location.href);
+    if (url.origin !== window.location.origin || !pages.includes(url.pathname)) continue;
+    if (url.searchParams.has("model")) continue;
+    url.searchParams.set("model", id);
+    if (nonlinearity && nonlinearity !== "tanh") url.searchParams.set("nonlinearity", nonlinearity);
+    link.href = `${url.pathname}${url.search}${url.hash}`;
+  }
 }

@@ -30,6 +30,7 @@ export function applyFigure(element, figure) {
     presentLayout(layout, data, element.clientWidth);
   }
   if (layout.height && element.classList.contains("main-figure")) {
+    element.gflFitFrom = layout.height; // refitMainFigures fits it again when the room changes
     layout.height = fitMainHeight(element, layout.height);
   }
   // With `responsive`, Plotly sizes the plot to its div: give the div the figure's height, or
@@ -71,6 +72,62 @@ export function fitMainHeight(element, height) {
   const top = element.getBoundingClientRect().top + window.scrollY;
   const room = Math.floor(window.innerHeight - top - 6);
   return Math.max(MIN_MAIN_HEIGHT, Math.min(room, Math.round(height * 1.6)));
+}
+
+// Fits every drawn main plot again to the room left on the first screen: the status line, a
+// banner or a note above it grew or shrank (a longer sequence, a warning, the model's notes), or
+// the window changed size. Only a change of 2 pixels or more redraws.
+export function refitMainFigures() {
+  for (const element of document.querySelectorAll(".main-figure")) {
+    if (!element.data || !element.layout || !element.gflFitFrom) continue;
+    const height = fitMainHeight(element, element.gflFitFrom);
+    if (Math.abs(height - (element.layout.height ?? 0)) < 2) continue;
+    element.style.height = `${height}px`;
+    window.Plotly.relayout(element, { height });
+  }
+}
+
+// The control panel beside the plots (.explore-layout > .controls, sticky) ends at the bottom
+// of the window wherever it starts: each of its controls then scrolls into view inside the
+// panel while the page, and so the main plot beside it, stays where it is. (Its CSS bound,
+// 100vh, would let the panel's last controls hang below the first screen.)
+export function fitPanels() {
+  for (const panel of document.querySelectorAll(".explore-layout > .controls")) {
+    if (getComputedStyle(panel).position !== "sticky") {
+      panel.style.maxHeight = "";
+      continue;
+    }
+    const top = Math.max(panel.getBoundingClientRect().top, 0);
+    panel.style.maxHeight = `${Math.max(200, Math.floor(window.innerHeight - top - 6))}px`;
+  }
+}
+
+function fitFirstScreen() {
+  fitPanels();
+  refitMainFigures();
+}
+
+let fitPending = false;
+function fitSoon() {
+  if (fitPending) return;
+  fitPending = true;
+  window.requestAnimationFrame(() => {
+    fitPending = false;
+    fitFirstScreen();
+  });
+}
+
+if (document.querySelector(".explore-layout")) {
+  fitPanels();
+  window.addEventListener("resize", fitSoon);
+  window.addEventListener("scroll", fitSoon, { passive: true });
+  document.addEventListener("toggle", fitSoon, true); // "About this page" opened or closed
+  // Anything above the plots or the panel that changes height (the status line, a banner)
+  // changes main's height too.
+  const main = document.querySelector("main");
+  if (main && window.ResizeObserver) new ResizeObserver(fitSoon).observe(main);
+  new MutationObserver(fitSoon).observe(document.body, { attributes: true,
+                                                          attributeFilter: ["class"] });
 }
 
 function isOnScreen(element) {
