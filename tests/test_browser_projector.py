@@ -248,8 +248,9 @@ def test_an_upload_lands_on_its_report_in_projector_mode(projector, stored_model
     page.wait_for_selector("#model-banner")
     assert presenting(page)
 
-    # every link at the top of the report too
-    for label in ("Explore", "BPTT", "Cells", "Compare"):
+    # every link at the top of the report too (not /cells: it shows gated cells only)
+    assert page.locator(".report-actions a", has_text="Cells").count() == 0
+    for label in ("Explore", "BPTT", "Compare"):
         page.goto(report)
         page.locator(".report-actions a", has_text=re.compile(f"^{label}$")).click()
         page.wait_for_url(f"**/{label.lower()}?*")
@@ -273,6 +274,31 @@ def test_an_upload_lands_on_its_report_in_projector_mode(projector, stored_model
                  f"/models/{model_id}/offline"):
         answer = page.request.get(f"{page.base_url}{path}?nonlinearity=sigmoid")
         assert answer.status == 422, (path, answer.status)
+
+
+def test_the_upload_form_without_javascript_lands_on_the_report_in_projector_mode(
+        projector, stored_models, rnn_file):
+    page = projector
+    context = page.context.browser.new_context(java_script_enabled=False, viewport=VIEWPORT)
+    try:
+        plain = context.new_page()
+        plain.goto(f"{page.base_url}/models?present=1")
+        plain.set_input_files("#model-file", str(rnn_file))
+        plain.select_option("#upload-nonlinearity", "relu")
+        plain.click("#upload-button")
+        plain.wait_for_url("**/models/*?*")
+        assert query(plain.url) == {"nonlinearity": ["relu"], "present": ["1"]}
+        assert plain.locator("body.present #model-summary").count() == 1
+    finally:
+        context.close()
+    # a program posting the same form still gets the JSON answer; sigmoid is refused
+    files = {"file": {"name": "m.npz", "mimeType": "application/octet-stream",
+                      "buffer": rnn_file.read_bytes()}}
+    answer = page.request.post(f"{page.base_url}/api/models", multipart=files)
+    assert answer.status == 201 and answer.json()["cell"] == "rnn"
+    refused = page.request.post(f"{page.base_url}/api/models",
+                                multipart={**files, "nonlinearity": "sigmoid"})
+    assert refused.status == 422 and "tanh or relu" in refused.text()
 
 
 def test_docs_honour_projector_mode_and_keep_it(projector):

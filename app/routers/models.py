@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gradient_flow_lab.app import jsonsafe
 from gradient_flow_lab.app.modelstore import (
@@ -38,10 +39,14 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
                    "description": "optional .npy input sequence, (T, D) or (T, B, D)"}}}}}}}
 
 
-async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
+async def _read_upload(request: Request) -> tuple[bytes, bytes | None, dict[str, str]]:
+    """The model's bytes, the inputs' (or None) and the page's text fields (nonlinearity,
+    present) when the form was posted by a browser without JavaScript."""
     limit = get_store().max_file_bytes
     try:
         async with request.form(max_files=2, max_fields=4) as form:
+            fields = {name: value for name in PAGE_FIELDS
+                      if isinstance(value := form.get(name), str)}
             parts = {}
             for name in ("file", "inputs"):
                 upload = form.get(name)
@@ -51,6 +56,8 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
                                                  "named 'file' (.safetensors or .npz)")
                     continue
                 data = await upload.read(limit + 1)
+                if name == "inputs" and not data and not upload.filename:
+                    continue  # a browser's form with no file chosen sends an empty part
                 if len(data) > limit:
                     label = "model" if name == "file" else name
                     raise HTTPException(413, f"the {label} file is over this server's limit "
@@ -58,28 +65,52 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
                 parts[name] = data
     except (AssertionError, ValueError, KeyError) as error:  # not multipart, or malformed
         raise HTTPException(422, f"expected a multipart/form-data upload: {error}") from None
-    return parts["file"], parts.get("inputs")
+    return parts["file"], parts.get("inputs"), fields
+
+
+# The upload page's own fields, sent along when its form is posted without JavaScript.
+PAGE_FIELDS = ("nonlinearity", "present")
+
+
+def report_address(stored: dict, fields: dict[str, str]) -> str:
+    """Where a stored upload's report is, for the page that sent it: the RNN's nonlinearity
+    when it is not tanh, and ?present=1 when the page was in projector mode."""
+    query = {}
+    if stored["cell"] == "rnn" and fields.get("nonlinearity", "tanh") != "tanh":
+        query["nonlinearity"] = fields["nonlinearity"]
+    if fields.get("present") == "1":
+        query["present"] = "1"
+    return f"/models/{stored['id']}" + (f"?{urlencode(query)}" if query else "")
 
 
 @router.post("/api/models", status_code=201, max_body_size=UPLOAD_BODY_BYTES,
              openapi_extra=UPLOAD_SCHEMA,
              responses={400: {"description": "a malformed multipart body (says why)"},
+                        303: {"description": "posted by the upload page's form (Accept: "
+                                             "text/html): to the model's report"},
                         413: {"description": "a file over the size limit"},
                         422: {"description": "not a model the engine can use, or a file that "
                                              "lies about its sizes (says which array and field)"}})
-async def upload_model(request: Request) -> JSONResponse:
+async def upload_model(request: Request) -> Response:
     """Store a model (and optional inputs) under the SHA-256 of its bytes: 201 with its id,
     cell, num_layers, input_size, hidden_size, output_size (null without a head), warnings,
     prefix (removed from every key, such as 'module.'), module_prefix and aliases (tensors
-    restored from the tied copies a safetensors file's metadata names)."""
-    model_bytes, inputs_bytes = await _read_upload(request)
+    restored from the tied copies a safetensors file's metadata names). A browser's form post
+    (Accept: text/html) is sent on to the report instead (303), keeping its fields
+    `nonlinearity` (tanh or relu, as nn.RNN has) and `present` (projector mode)."""
+    model_bytes, inputs_bytes, fields = await _read_upload(request)
+    if fields.get("nonlinearity", "tanh") not in get_args(Nonlinearity):
+        raise HTTPException(422, "nonlinearity: an nn.RNN is built with tanh or relu")
     try:
         stored = await anyio.to_thread.run_sync(get_store().add, model_bytes, inputs_bytes)
     except FileTooLarge as error:
         raise HTTPException(413, str(error)) from None
     except ModelFileError as error:
         raise HTTPException(422, str(error)) from None
-    return JSONResponse(stored.describe(), status_code=201)
+    described = stored.describe()
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse(report_address(described, fields), status_code=303)
+    return JSONResponse(described, status_code=201)
 
 
 @router.get("/api/models/{model_id}", responses={404: {"description": "no such model"}})
