@@ -332,9 +332,6 @@ def _read_npy(raw: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> np.ndar
         count *= size
     claimed = count * dtype.itemsize
     shown = "(" + ", ".join(f"{size:,}" for size in shape) + ")"
-    if any(size > max_bytes for size in shape):  # even with another size 0: no such array
-        raise ModelFileError(f"{name}: the header claims shape {shown}, a size over the "
-                             f"limit of {max_bytes:,}")
     if claimed > max_bytes:
         raise ModelFileError(f"{name}: the header claims shape {shown} of {dtype}, "
                              f"{claimed:,} bytes, over the limit of {max_bytes:,}")
@@ -342,6 +339,9 @@ def _read_npy(raw: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> np.ndar
         raise ModelFileError(f"{name}: the header claims shape {shown} of {dtype}, "
                              f"{claimed:,} bytes, but the file holds only "
                              f"{len(raw) - offset:,} after its header")
+    if any(size > max_bytes for size in shape):  # even with another size 0: no such array
+        raise ModelFileError(f"{name}: the header claims shape {shown}, a size over the "
+                             f"limit of {max_bytes:,}")
     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset) if count else (
         np.empty(0, dtype=dtype))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import traceback
 from collections import OrderedDict
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlencode
@@ -103,10 +104,12 @@ async def upload_model(request: Request) -> Response:
         raise HTTPException(422, "nonlinearity: an nn.RNN is built with tanh or relu")
     try:
         stored = await anyio.to_thread.run_sync(get_store().add, model_bytes, inputs_bytes)
-    except FileTooLarge as error:
-        raise HTTPException(413, str(error)) from None
-    except ModelFileError as error:
-        raise HTTPException(422, str(error)) from None
+    except (FileTooLarge, ModelFileError) as error:
+        # The error's frames hold the file's bytes, and a reference cycle (asyncio's future)
+        # holds the error until a full collection: cleared, the bytes go at once.
+        traceback.clear_frames(error.__traceback__)
+        raise HTTPException(413 if isinstance(error, FileTooLarge) else 422,
+                            str(error)) from None
     described = stored.describe()
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse(report_address(described, fields), status_code=303)
