@@ -237,7 +237,7 @@ def document_responses(app: FastAPI) -> None:
                 if "{model_id}" in path or _names_a_model(operation):
                     missing = {"description": "no uploaded model with this id on this server "
                                               "(never uploaded here, or evicted since)"}
-                    if "application/json" in responses.get("200", {}).get("content", {}):
+                    if "text/html" not in responses.get("200", {}).get("content", {}):
                         missing["content"] = _DETAIL  # a page's 404 is a page
                     responses.setdefault("404", missing)
         return schema

@@ -428,9 +428,9 @@ def parse_state_dict(arrays: dict[str, np.ndarray],
         names = ", ".join(repr(outer + p if p else "(none)") for p in sorted(recurrent))
         raise ModelFileError(f"keys of more than one recurrent module (prefixes {names}); "
                              f"save one nn.RNN, nn.LSTM or nn.GRU")
+    # The recurrent module's own name next to a head (rnn.weight_ih_l0, head.weight) is the
+    # layout the upload page asks for: said in module_prefix, not warned about.
     (inner, layers_raw), = recurrent.items()
-    if inner:
-        warnings.append(f"the recurrent weights were read under the module name {inner!r}")
     prefix = inner  # in the messages below, named(prefix + key) is the key as in the file
     params: Params = {bare: _to_float64(outer + prefix + bare, a)
                       for bare, a in layers_raw.items()}
