@@ -34,13 +34,14 @@ PRESETS: list[dict] = [
     {
         "slug": "edge-of-chaos",
         "title": "Edge of chaos (tanh, scale 1)",
-        "description": "Orthogonal weights of scale 1 and tiny inputs (std 0.01) keep tanh in "
-                       "its linear middle: each step back multiplies the gradient by about "
-                       "0.997, so after 100 steps about three quarters of it is still there.",
+        "description": "Orthogonal weights of scale 1 and no input keep tanh at 0, where its "
+                       "slope is exactly 1: each step back only turns the gradient (×1.000 per "
+                       "step), so after 100 steps all of it is still there. Below scale 1 it "
+                       "would vanish, above it explode: this is the boundary.",
         "page": "explore",
         "claim": "edge",
         "query": {"cell": "rnn", "nonlinearity": "tanh", "weight_scale": 1.0,
-                  "input_scale": 0.01, "seq_len": 100},
+                  "input_scale": 0.0, "seq_len": 100},
     },
     {
         "slug": "exploding",

@@ -100,21 +100,24 @@ def test_the_hidden_state_heatmap_shows_the_chosen_layer_from_the_url_or_the_men
 
 
 def test_preset_url_restores_its_state_into_the_controls(page):
-    gru = next(p for p in PRESETS if p["slug"] == "gru")
-    page.goto(page.base_url + preset_url(gru))
+    edge = next(p for p in PRESETS if p["slug"] == "edge-of-chaos")
+    page.goto(page.base_url + preset_url(edge))
     wait_rendered(page)
-    assert page.locator("#ctl-cell").input_value() == "gru"
-    assert float(page.locator("#ctl-weight_scale").input_value()) == gru["query"]["weight_scale"]
-    assert page.locator("#ctl-seq_len").input_value() == str(gru["query"]["seq_len"])
-    assert page.locator("#out-seq_len").inner_text() == str(gru["query"]["seq_len"])
-    assert page.locator("#ctl-nonlinearity").is_disabled()
+    assert page.locator("#ctl-cell").input_value() == "rnn"
+    assert float(page.locator("#ctl-input_scale").input_value()) == edge["query"]["input_scale"]
+    assert float(page.locator("#ctl-weight_scale").input_value()) == edge["query"]["weight_scale"]
+    assert page.locator("#ctl-seq_len").input_value() == str(edge["query"]["seq_len"])
+    assert page.locator("#out-seq_len").inner_text() == str(edge["query"]["seq_len"])
+    assert not page.locator("#ctl-nonlinearity").is_disabled()
     assert page.locator("#ctl-forget_bias").is_disabled()
-    assert page.locator("#preset-select").input_value() == "gru"
-    # Only this page's presets are offered (the carousel opens /cells).
-    assert page.locator("#preset-select option[value='lstm-carousel']").count() == 0
-    # The result is the gru's: gated cells have no single γ, so those checks are greyed out.
-    assert page.locator("#checks li.na").count() >= 3
-    assert "γ·σ_max" not in page.locator("#status").inner_text()
+    assert page.locator("#preset-select").input_value() == "edge-of-chaos"
+    # Only this page's presets are offered (the carousel and the saturated GRU open /cells).
+    for other in ("lstm-carousel", "gru"):
+        assert page.locator(f"#preset-select option[value='{other}']").count() == 0
+    # Its claim check passes on the page, and the status says "near the edge", not "vanishes".
+    assert page.locator("#checks li[data-check='edge'].pass").count() == 1
+    status = page.locator("#status").inner_text()
+    assert "near the edge of chaos" in status and "ordered" not in status
 
     # Choosing another preset from the menu rewrites controls and URL.
     page.select_option("#preset-select", "exploding-clipped")
@@ -122,7 +125,7 @@ def test_preset_url_restores_its_state_into_the_controls(page):
     assert page.locator("#ctl-cell").input_value() == "rnn"
     assert page.locator("#out-weight_scale").inner_text() == "2.5"
     assert re.search(r"clip=1(\.0)?(&|$)", page.url)
-    assert "after clipping 1" in page.locator("#status").inner_text()
+    assert "after clipping at 1" in page.locator("#status").inner_text()
 
 
 def test_the_overflow_preset_shows_where_it_overflowed(page):

@@ -121,18 +121,20 @@ def test_vanishing_presets_vanish(client):
 
 
 def test_edge_of_chaos_keeps_its_promised_numbers(client):
-    """'each step back multiplies the gradient by about 0.997, so after 100 steps about three
-    quarters of it is still there', and the status does not call it ordered or vanishing."""
+    """'each step back only turns the gradient (×1.000 per step), so after 100 steps all of it
+    is still there. Below scale 1 it would vanish, above it explode', and the status does not
+    call it ordered or vanishing."""
     document = run(client, "edge-of-chaos")
     summary = document["summary"]
     assert summary["gamma_sigma"] == pytest.approx(1.0)
-    assert "about 0.997" in BY_SLUG["edge-of-chaos"]["description"]
-    assert summary["retention"] ** (1 / 99) == pytest.approx(0.997, abs=0.0015)
-    assert 0.65 < summary["retention"] < 0.85  # "about three quarters"
+    assert "×1.000 per step" in BY_SLUG["edge-of-chaos"]["description"]
+    assert summary["retention"] == pytest.approx(1.0, abs=5e-4)
     assert summary["lyapunov_prediction"].startswith("near the edge of chaos")
     assert not any("vanishes going back" in part or "ordered" in part
                    for part in summary["status"])
-    assert ratio_first_last(document) > 1e6 * ratio_first_last(run(client, "vanishing-tanh"))
+    below, above = run(client, "edge-of-chaos", weight_scale=0.95), run(
+        client, "edge-of-chaos", weight_scale=1.05)
+    assert ratio_first_last(below) < 0.01 < 100 < ratio_first_last(above)
 
 
 def test_exploding_preset_explodes(client):
