@@ -253,7 +253,8 @@ MEASURE = """(n) => {
       annotations: [...p.querySelectorAll('.annotation')].filter(shown).map((g) => {
         const note = p.layout.annotations[Number(g.dataset.index)] || {};
         return { text: g.textContent.trim(), box: box(g.querySelector('.annotation-text-g') || g),
-                 xref: axisOf(note.xref), yref: axisOf(note.yref) };
+                 xref: axisOf(note.xref), yref: axisOf(note.yref),
+                 yanchor: note.yanchor || 'auto' };
       }),
       named: p._fullData.filter((t) => t.showlegend && t.visible === true).length,
       legend: p.layout.showlegend === false ? null
@@ -280,12 +281,15 @@ def overlap(a, b) -> bool:
 
 def own_subplot(note: dict, areas: list) -> str:
     """The subplot an annotation belongs to: the one its axes name, or for one placed in paper
-    coordinates, the subplot nearest to it (a row title sits just above its own row)."""
+    coordinates, the subplot nearest to it; a note hung above a point (yanchor bottom: a row
+    title) belongs to the row right under it, whichever row its box reaches into."""
     for axes, _ in areas:
         if note["xref"] != "paper" and axes.startswith(note["xref"] + "y"):
             return axes
         if note["yref"] != "paper" and axes.endswith(note["yref"]):
             return axes
+    if note["yanchor"] == "bottom":
+        return min(areas, key=lambda item: abs(item[1][1] - note["box"][3]))[0]
     mid = (note["box"][1] + note["box"][3]) / 2
 
     def distance(area):

@@ -115,16 +115,36 @@ function panelCount(step) {
   return step.figures.length + (step.diagram ? 1 : 0) + (step.race ? 1 : 0);
 }
 
-function figureHeight(step) {
+// A diagram takes no more height than its drawing needs at the column's width (its text is
+// drawn at 16 px or more there), the figures share the rest; a race and a figure share equally.
+function panelHeights(step) {
   const box = step.section.querySelector(".step-figures").getBoundingClientRect();
   const free = window.innerHeight - Math.max(box.top + window.scrollY, 0) - 10;
-  return Math.round(Math.max(180, free / panelCount(step) - 6));
+  const svg = step.section.querySelector(".step-diagram svg");
+  const view = svg?.viewBox?.baseVal;
+  // One column (a phone, lesson.css's 60rem break): the page scrolls, every panel gets a
+  // height of its own (at 180 px a two-panel figure's axes had no room: Plotly threw).
+  if (window.matchMedia("(max-width: 60rem)").matches) {
+    const width = Math.min(box.width, parseFloat(svg ? getComputedStyle(svg).maxWidth : "") || Infinity);
+    return { figure: 380, diagram: view?.width ? Math.round((width * view.height) / view.width + 4) : 380 };
+  }
+  const share = free / panelCount(step) - 6;
+  if (!svg || !view?.width || step.race || !step.figures.length) {
+    return { figure: Math.round(Math.max(180, share)), diagram: Math.round(share) };
+  }
+  const width = Math.min(box.width, parseFloat(getComputedStyle(svg).maxWidth) || Infinity);
+  const diagram = Math.round(Math.min(share, (width * view.height) / view.width + 4));
+  return { figure: Math.round(Math.max(180, (free - diagram - 6) / step.figures.length - 6)), diagram };
 }
 
-// The diagram and the race's plot take the same height as a figure.
+function figureHeight(step) {
+  return panelHeights(step).figure;
+}
+
+// The diagram takes its drawing's height, the race's plot the same height as a figure.
 function sizePanels(step, height) {
   const diagram = step.section.querySelector(".step-diagram");
-  if (diagram) diagram.style.height = `${height}px`;
+  if (diagram) diagram.style.height = `${panelHeights(step).diagram}px`;
   const race = step.section.querySelector(".step-race");
   if (race) {
     race.style.height = `${height}px`;
@@ -135,51 +155,123 @@ function sizePanels(step, height) {
 
 // Projector mode for a lesson figure: every text at least 16 px (the plots share a 720-pixel
 // screen with the text, so they grow less than elsewhere), a title wider than the plot set on
-// two lines, the legend in one row above the plot, and thicker lines.
+// two lines, the legend in one row under the title, and thicker lines.
 const MIN_FONT = 16;
-const CHAR_WIDTH = 0.58; // a character's width in ems, on average, in the plots' sans-serif
+const TITLE_SIZE = 17;
+// Heights in the figure's top margin, in pixels: a one-line title (4 px pad + the line), a
+// title with its subtitle (Plotly puts the subtitle 1.6 em of its size under the title's box),
+// and a one-row legend.
+const TITLE_BLOCK = [4, 26, 68];
+const LEGEND_ROW = 30;
+const PLAIN = (text) => String(text).replace(/<[^>]*>/g, "");
 const atLeast = (font, size) => ({ ...(font || {}), size: Math.max(size, font?.size ?? 0) });
 
-function fitTitle(title, width) {
-  const text = String(title.text ?? "");
-  const plain = text.replace(/<[^>]*>/g, "");
-  const room = width - 30;
-  const size = 17;
-  if (!width || plain.length * size * CHAR_WIDTH <= room || text.includes("<br")) {
-    return { title: { ...title, font: atLeast(title.font, size) },
-             lines: (text.match(/<br/g) || []).length + 1 };
-  }
-  const words = text.split(" ");
-  let first = "";
-  while (words.length && (first + " " + words[0]).replace(/<[^>]*>/g, "").length * size * CHAR_WIDTH < room) {
-    first = first ? `${first} ${words.shift()}` : words.shift();
-  }
-  return { title: { ...title, text: `${first}<br>${words.join(" ")}`, font: atLeast(title.font, size) },
-           lines: 2 };
+// The drawn width of a text in the plots' font, measured on a canvas.
+const measure = document.createElement("canvas").getContext("2d");
+function textWidth(text, font) {
+  measure.font = `${font.size}px ${font.family || "sans-serif"}`;
+  return measure.measureText(PLAIN(text)).width;
 }
 
-export function projectorLayout(layout, data, width) {
+// A title wider than the plot is split at a word: its first line stays the title and the rest
+// becomes Plotly's subtitle, which Plotly stacks under it. (A title with a <br> is set line by
+// line from its anchor: anchored at its top, a two-line title started a line above the plot.)
+function fitTitle(title, width, family) {
+  const text = String(title.text ?? "").replace(/<br\s*\/?>/g, " ").replace(/\s+/g, " ").trim();
+  const font = atLeast(title.font, TITLE_SIZE);
+  const measured = { size: font.size, family: font.family || family };
+  const room = width - 16;
+  if (!width || textWidth(text, measured) <= room) return { title: { ...title, text, font }, lines: 1 };
+  const words = text.split(" ");
+  let first = words.shift();
+  while (words.length && textWidth(`${first} ${words[0]}`, measured) <= room) first = `${first} ${words.shift()}`;
+  return { title: { ...title, text: first, font, subtitle: { text: words.join(" "), font } }, lines: 2 };
+}
+
+// `text` broken at spaces into as few lines no wider than `room` pixels as it can be, the
+// lines made as even as they can be; "a = b" stays on one line, and a text already broken is
+// left as it is.
+function wrapText(text, font, room) {
+  if (typeof text !== "string" || text.includes("<br") || room <= 0 || textWidth(text, font) <= room) return text;
+  const units = text.replace(/ = /g, "\u0000=\u0000").split(" ").map((u) => u.replace(/\u0000/g, " "));
+  const greedy = (limit) => {
+    const lines = [];
+    for (const unit of units) {
+      const last = lines.at(-1);
+      if (last !== undefined && textWidth(`${last} ${unit}`, font) <= limit) lines[lines.length - 1] = `${last} ${unit}`;
+      else lines.push(unit);
+    }
+    return lines;
+  };
+  const count = greedy(room).length;
+  let low = Math.max(...units.map((unit) => textWidth(unit, font)));
+  let high = Math.max(room, low);
+  while (high - low > 2) { // the narrowest width that still needs no more lines
+    const mid = (low + high) / 2;
+    if (greedy(mid).length <= count) high = mid; else low = mid;
+  }
+  return greedy(high).join("<br>");
+}
+
+// Panels stacked in rows (the /cells figures): the gap between rows holds a 16 px row title
+// (28 px), and each row title (an annotation at its row's top) moves with its row.
+function stackRows(layout, plotHeight) {
+  const rows = Object.keys(layout).filter((key) => /^yaxis\d*$/.test(key) && Array.isArray(layout[key].domain))
+    .map((key) => [key, layout[key].domain]).sort((a, b) => b[1][1] - a[1][1]);
+  if (rows.length < 2 || rows.some(([, d], i) => i && d[1] > rows[i - 1][1][0] + 1e-9)) return;
+  const plot = plotHeight ?? (layout.height || 400) - layout.margin.t - layout.margin.b;
+  layout.meta = { ...(layout.meta || {}), stackedRows: rows.length };
+  const gap = Math.min(0.4, 28 / Math.max(plot, 1));
+  const height = (1 - gap * (rows.length - 1)) / rows.length;
+  const notes = Array.isArray(layout.annotations) ? layout.annotations.map((note) => ({ ...note })) : [];
+  rows.forEach(([key, [, top]], i) => {
+    const newTop = 1 - i * (height + gap);
+    for (const note of notes) {
+      if (note.yref === "paper" && note.yanchor === "bottom" && Math.abs(note.y - top) < 1e-6) note.y = newTop;
+    }
+    layout[key] = { ...layout[key], domain: [Math.max(0, newTop - height), newTop] };
+  });
+  if (notes.length) layout.annotations = notes;
+}
+
+export function projectorLayout(layout, data, width, extraTop = 0, plotHeight = null) {
   layout.font = atLeast(layout.font, MIN_FONT);
+  const height = layout.height || 400;
   let lines = 0;
-  if (layout.title) {
-    const fitted = fitTitle(typeof layout.title === "string" ? { text: layout.title } : layout.title, width);
+  if (layout.title && PLAIN(layout.title.text ?? layout.title).trim()) {
+    const fitted = fitTitle(typeof layout.title === "string" ? { text: layout.title } : layout.title,
+      width, layout.font.family);
     layout.title = { ...fitted.title, x: 0.01, xanchor: "left", xref: "container",
-      // Plotly anchors a two-line title by its first line: moved down one line, it stays inside
-      y: 1 - (28 * (fitted.lines - 1)) / (layout.height || 400), yanchor: "top", yref: "container",
-      pad: { t: 4 }, automargin: true };
+      y: 1, yanchor: "top", yref: "container", pad: { t: 4 }, automargin: false };
     lines = fitted.lines;
   }
+  const listed = (trace) => trace.showlegend === true || (trace.showlegend !== false && trace.name
+    && ["scatter", "scattergl", "bar", undefined].includes(trace.type));
+  const legend = data.filter(listed).length > 1 && layout.showlegend !== false;
+  // The legend in one row right under the title, in the container's own coordinates (the
+  // figures' yref "container" with y = 1 and yanchor "bottom" had put it above the figure,
+  // where nobody saw it: the /cells gradients' c and h lines had no names).
   layout.legend = { ...(layout.legend || {}), font: atLeast(layout.legend?.font, MIN_FONT),
-    orientation: "h", x: 0, xanchor: "left", y: 1, yanchor: "bottom" };
+    orientation: "h", x: 0, xanchor: "left", xref: "container",
+    y: 1 - TITLE_BLOCK[lines] / height, yanchor: "top", yref: "container" };
   layout.hoverlabel = { ...(layout.hoverlabel || {}), font: atLeast(layout.hoverlabel?.font, MIN_FONT) };
   const margin = layout.margin || {};
-  const legend = data.filter((trace) => trace.showlegend !== false && trace.name).length > 1
-    && layout.showlegend !== false;
-  layout.margin = { ...margin, t: 12 + 22 * lines + (legend ? 28 : 0),
+  layout.margin = { ...margin, t: TITLE_BLOCK[lines] + (legend ? LEGEND_ROW : 0) + 8 + extraTop,
     l: Math.max(margin.l ?? 0, 60), r: Math.max(margin.r ?? 0, 16), b: Math.max(margin.b ?? 0, 50) };
+  // Two panels side by side: the gap between them holds the right panel's 16 px tick labels
+  // and its axis title (80 px), which otherwise ran over the left panel.
+  const [left, right] = [layout.xaxis?.domain, layout.xaxis2?.domain];
+  if (left && right && left[1] <= right[0] && left[0] === 0 && right[1] === 1) {
+    const gap = Math.min(0.3, 80 / (width - layout.margin.l - layout.margin.r));
+    layout.xaxis = { ...layout.xaxis, domain: [0, (1 - gap) / 2] };
+    layout.xaxis2 = { ...layout.xaxis2, domain: [(1 + gap) / 2, 1] };
+  }
+  stackRows(layout, plotHeight);
   for (const key of Object.keys(layout)) {
     if (!/^[xy]axis\d*$/.test(key) || typeof layout[key] !== "object") continue;
-    const axis = { ...layout[key], automargin: true, tickfont: atLeast(layout[key].tickfont, MIN_FONT) };
+    // labels 3 px off their axis: the lowest y label and the first x label no longer touch
+    const axis = { ...layout[key], automargin: true, tickfont: atLeast(layout[key].tickfont, MIN_FONT),
+      ticklabelstandoff: Math.max(3, layout[key].ticklabelstandoff ?? 0) };
     if (axis.title) {
       const t = typeof axis.title === "string" ? { text: axis.title } : axis.title;
       axis.title = { ...t, font: atLeast(t.font, MIN_FONT), standoff: 6 };
@@ -188,10 +280,11 @@ export function projectorLayout(layout, data, width) {
     const [from, to] = axis.domain ?? [0, 1];
     const across = key.startsWith("x");
     const span = (to - from) * (across ? width - layout.margin.l - layout.margin.r
-      : (layout.height || 300) - layout.margin.t - layout.margin.b);
+      : plotHeight ?? (layout.height || 300) - layout.margin.t - layout.margin.b);
     axis.nticks = Math.min(axis.nticks ?? 8, Math.max(across ? 3 : 2, Math.floor(span / (across ? 70 : 30))));
     if (Array.isArray(axis.tickvals) && axis.tickvals.length > 2) {
-      const room = Math.max(2, Math.floor(span / (across ? 70 : 30)) + 1);
+      // two labels at least, unless the axis is too short for two (a thin stacked row): one
+      const room = Math.max(!across && span < 44 ? 1 : 2, Math.floor(span / (across ? 70 : 30)) + 1);
       const every = Math.ceil(axis.tickvals.length / room);
       if (every > 1) {
         const keep = axis.tickvals.map((_, i) => i % every === 0);
@@ -200,17 +293,43 @@ export function projectorLayout(layout, data, width) {
       }
     }
     if (across && axis.title?.text && !String(axis.title.text).includes("<br")
-        && String(axis.title.text).length * MIN_FONT * CHAR_WIDTH > span) {
+        && textWidth(axis.title.text, { size: axis.title.font.size, family: layout.font.family }) > span) {
       const text = String(axis.title.text);
       const dash = text.includes(" — ");
       const cut = dash ? text.indexOf(" — ") : text.indexOf(" ", Math.floor(text.length / 2));
       const rest = text.slice(cut + (dash ? 3 : 1)).trim();
       if (cut > 0) axis.title = { ...axis.title, text: `${text.slice(0, cut).trim()}<br>${rest}` };
+    } else if (!across && axis.title?.text) { // a y title longer than its (stacked) axis: on lines
+      axis.title = { ...axis.title, text: wrapText(String(axis.title.text),
+        { size: axis.title.font.size, family: layout.font.family }, span) };
     }
     layout[key] = axis;
   }
   if (Array.isArray(layout.annotations)) {
-    layout.annotations = layout.annotations.map((note) => ({ ...note, font: atLeast(note.font, MIN_FONT) }));
+    // A note wider than its plot (at 16 px) is broken over lines that fit: a note with an arrow
+    // within 70% of its panel's width, so that it can sit beside the point it names.
+    const across = width - layout.margin.l - layout.margin.r;
+    // Plotly widens an autoranged axis to take in a note that sticks out: an axis an arrow
+    // note points in keeps the range of its data instead.
+    for (const note of layout.annotations.filter((item) => item.showarrow)) {
+      for (const letter of ["x", "y"]) {
+        const id = String(note[`${letter}ref`] ?? "");
+        if (!/^[xy]\d*$/.test(id)) continue;
+        const key = id.replace(/^[xy]/, `${letter}axis`);
+        const axis = layout[key] || {};
+        if (axis.range || axis.type === "log" || axis.type === "category") continue;
+        const values = data.filter((trace) => (trace[`${letter}axis`] ?? letter) === id)
+          .flatMap((trace) => Array.from(trace[letter] ?? [])).filter(Number.isFinite);
+        if (values.length) layout[key] = { ...axis, range: [Math.min(...values), Math.max(...values)], autorange: false };
+      }
+    }
+    layout.annotations = layout.annotations.map((note) => {
+      const font = atLeast(note.font, MIN_FONT);
+      const axis = layout[String(note.xref ?? "").replace(/ domain$/, "").replace(/^x/, "xaxis")];
+      const [from, to] = axis?.domain ?? [0, 1];
+      const room = (to - from) * across * (note.showarrow ? 0.7 : 1) - 12;
+      return { ...note, font, text: wrapText(note.text, { size: font.size, family: layout.font.family }, room) };
+    });
   }
   return data.map((trace) => {
     const out = { ...trace };
@@ -228,15 +347,91 @@ export function projectorLayout(layout, data, width) {
   });
 }
 
-// Draws a figure at `height` with Plotly.react.
-function drawFigure(element, figure, height) {
-  const layout = { ...figure.layout, height };
-  let data = figure.data;
-  if (document.body.classList.contains("present")) {
-    data = projectorLayout(layout, data, element.clientWidth);
-  }
+// Draws a figure at `height` with Plotly.react. In projector mode, if the title (with its
+// subtitle) or the legend (wrapped onto more rows) reaches the plot area, the figure is laid
+// out again with that much more room on top (its ticks thinned for the shorter axes), once.
+async function drawFigure(element, figure, height) {
   element.style.height = `${height}px`;
-  return window.Plotly.react(element, data, layout, element.data ? undefined : PLOT_CONFIG);
+  const present = document.body.classList.contains("present");
+  let extraTop = 0;
+  let plotHeight = null; // the plot area's height as drawn, for rows stacked in it
+  for (let pass = 0; pass < (present ? 2 : 1); pass += 1) {
+    const layout = { ...figure.layout, height };
+    const data = present
+      ? projectorLayout(layout, figure.data, element.clientWidth, extraTop, plotHeight) : figure.data;
+    await window.Plotly.react(element, data, layout, element.data ? undefined : PLOT_CONFIG);
+    if (!present) return;
+    const needed = topOverlap(element);
+    const drawn = element._fullLayout._size.h - Math.max(needed, 0);
+    const guessed = height - layout.margin.t - layout.margin.b;
+    if (needed <= 0 && !(layout.meta?.stackedRows && Math.abs(drawn - guessed) > 4)) break;
+    extraTop += Math.max(needed, 0);
+    plotHeight = drawn;
+  }
+  await notesInside(element);
+}
+
+// How far the title block or the legend reaches into the plot area, in pixels (6 px kept free).
+// A panel title set just above the top panel (an annotation) counts as part of that panel.
+function topOverlap(element) {
+  const size = element._fullLayout?._size;
+  if (!size) return 0;
+  const top = element.getBoundingClientRect().top;
+  const boxes = (selector) => [...element.querySelectorAll(selector)]
+    .map((node) => node.getBoundingClientRect()).filter((box) => box.height > 0);
+  const bottoms = boxes(".g-gtitle, .infolayer .legend").map((box) => box.bottom - top);
+  const above = boxes(".annotation").map((box) => [box.top - top, box.bottom - top])
+    .filter(([from, to]) => from < size.t && to <= size.t + 2).map(([from]) => from);
+  return Math.ceil(Math.max(0, ...bottoms) + 6 - Math.min(size.t, ...above));
+}
+
+// After drawing: a note that sticks out of its own panel (into the next panel, over an axis
+// title, out of the figure) is moved back inside it, its arrow still on the point it names.
+function notesInside(element) {
+  const full = element._fullLayout;
+  const notes = element.layout.annotations;
+  if (!full || !Array.isArray(notes)) return undefined;
+  const svg = element.querySelector(".main-svg")?.getBoundingClientRect();
+  if (!svg) return undefined;
+  const update = {};
+  for (const group of element.querySelectorAll(".annotation")) {
+    const i = Number(group.dataset.index);
+    const note = notes[i];
+    const text = group.querySelector(".annotation-text-g");
+    if (!note || !text) continue;
+    const x = full[String(note.xref ?? "paper").replace(/ domain$/, "").replace(/^x/, "xaxis")];
+    const y = full[String(note.yref ?? "paper").replace(/ domain$/, "").replace(/^y/, "yaxis")];
+    const left = svg.left + (x ? x._offset : full._size.l);
+    const right = left + (x ? x._length : full._size.w);
+    const box = text.getBoundingClientRect();
+    let dx = 0;
+    if (box.width <= right - left) {
+      if (box.left < left) dx = left - box.left;
+      else if (box.right > right) dx = right - box.right;
+    }
+    let dy = 0;
+    if (y) { // in a panel's own coordinates: inside its height as well (panel titles sit above)
+      const top = svg.top + y._offset;
+      const bottom = top + y._length;
+      if (box.height <= bottom - top) {
+        if (box.top < top) dy = top - box.top;
+        else if (box.bottom > bottom) dy = bottom - box.bottom;
+      }
+    }
+    if (Math.abs(dx) < 0.5 && Math.abs(dy) < 0.5) continue;
+    // the panel keeps its ranges (Plotly widens an autoranged axis to take in a moved note)
+    for (const axis of [x, y]) {
+      if (axis?.autorange) update[`${axis._name}.range`] = [...axis.range];
+    }
+    if (note.showarrow) {
+      update[`annotations[${i}].ax`] = (note.ax ?? -10) + dx;
+      update[`annotations[${i}].ay`] = (note.ay ?? -30) + dy;
+    } else {
+      update[`annotations[${i}].xshift`] = (note.xshift ?? 0) + dx;
+      update[`annotations[${i}].yshift`] = (note.yshift ?? 0) - dy;
+    }
+  }
+  return Object.keys(update).length ? window.Plotly.relayout(element, update) : undefined;
 }
 
 // A static drawing at a fixed size for the printed page (A4 landscape).
