@@ -103,7 +103,7 @@ function show(step) {
     const element = $(`fig-s${step.n}-${name}`);
     const figure = figures[name];
     if (!element || !figure) return Promise.resolve();
-    if (printing) return drawForPrint(element, figure, step.figures.length);
+    if (printing) return drawForPrint(element, figure, panelCount(step)); // a diagram is a panel too
     return drawFigure(element, figure, height);
   });
   if (!printing) sizePanels(step, height);
@@ -566,7 +566,7 @@ function raceSentence(step, reason) {
   const first = race.cells.map((cell) => [cell, race.learnedAt[cell]])
     .filter(([, at]) => at !== undefined).sort((a, b) => a[1] - b[1])[0];
   let text = `After ${Math.max(...finals.map(([, , last]) => last))} steps${reason === "finished" ? "" : ` (${reason})`}, ` +
-    `accuracy over the last ${RACE_SMOOTH} steps: ${parts.join(", ")}; chance is ${Math.round(100 * chance)}%. `;
+    `accuracy over the last ${RACE_SMOOTH} steps: ${parts.join(", ")}; chance is ${Number((100 * chance).toFixed(1))}%. `;
   text += learned.length ? `Learned the task (95% or more): ${learned.join(" and ")}` +
     (first ? `, the ${CELL_NAMES[first[0]] ?? first[0]} first (step ${first[1]}). ` : ". ")
     : "No network reached 95%. ";
