@@ -164,7 +164,9 @@ def test_explore_captions_tell_the_truth(page):
     caption = page.locator("#h-grad_norms ~ .explain").inner_text()
     assert "T−1−t" in caption, caption
     status = page.locator("#status").inner_text()
-    assert "h_(T−1)" in status and "h_T " not in status, status
+    # every norm named by what it is a norm of; the step-0 sentence in words first
+    assert "‖∂loss/∂θ‖ (all weights)" in status and "h_T " not in status, status
+    assert "the gradient at step 0 is" in status, status
     relu = page.locator("[data-for-nonlinearity='relu']")
     squashing = page.locator("[data-for-nonlinearity='squashing']")
     assert relu.is_visible() and not squashing.is_visible()
