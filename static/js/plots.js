@@ -222,7 +222,9 @@ export function download(filename, text, type = "text/plain") {
   document.body.append(link);
   link.click();
   link.remove();
-  URL.revokeObjectURL(url);
+  // Not revoked at once: the browser reads the blob after click() returns, and revoking it
+  // straight away lost a large download now and then (the 5 MB offline view under load).
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 // CSV of a figure's traces: one row per point, columns trace, x, y (and z for heatmaps).
