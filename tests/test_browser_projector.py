@@ -116,13 +116,22 @@ def offline_view_opens_with_plots(page, browser, folder: Path) -> None:
 def test_downloads_work_in_projector_mode(projector, browser, tmp_path, name):
     page = projector
     extra = f"{SHORT_TRAINING}&" if name == "train" else ""
-    page.goto(f"{page.base_url}/{name}?{extra}present=1")
-    if name == "train":
-        train_briefly(page)
-    else:
-        wait_rendered(page)
+    address = f"{page.base_url}/{name}?{extra}present=1"
+
+    def open_page():
+        page.goto(address)
+        if name == "train":
+            train_briefly(page)
+        else:
+            wait_rendered(page)
+
+    open_page()
     names = click_every_data_download(page)
     assert len(names) == len(set(names)) or name == "train", names
+    # Headless Chromium drops the eleventh download of one page without a word (measured: /train
+    # has ten CSV/JSON buttons; the next download of any kind never starts, with or without
+    # this app's code), so the offline view is saved from the page opened again.
+    open_page()
     offline_view_opens_with_plots(page, browser, tmp_path)
     assert presenting(page) and query(page.url)["present"] == ["1"]
 
