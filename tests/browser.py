@@ -141,3 +141,14 @@ def wait_rendered(page, after: int | str | None = None, timeout: float = 30_000)
     is newer than run ``after``); returns the run's number."""
     page.wait_for_function(RENDERED, arg=[after], timeout=timeout)
     return int(page.locator("#status").get_attribute("data-rendered"))
+
+
+def drawn(page, name: str) -> None:
+    """Waits until the page ``/name`` shows its figures (the activations and training pages
+    draw without a simulation stream)."""
+    if name == "activations":
+        page.wait_for_function("() => document.getElementById('activations').dataset.renderedDepth")
+    elif name == "train":
+        page.wait_for_function("() => document.getElementById('fig-accuracy').data")
+    else:
+        wait_rendered(page)

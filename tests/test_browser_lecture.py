@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import wait_rendered
+from tests.browser import drawn, wait_rendered
 
 pytestmark = pytest.mark.browser
 
@@ -25,16 +25,6 @@ MAIN = {
     "chaos": ("#fig-slope", "#ctl-weight_scale"),
     "train": ("#fig-accuracy", "#start"),
 }
-
-
-def drawn(page, name: str) -> None:
-    """Waits until the page's main plot shows its figure."""
-    if name == "activations":
-        page.wait_for_function("() => document.getElementById('activations').dataset.renderedDepth")
-    elif name == "train":
-        page.wait_for_function("() => document.getElementById('fig-accuracy').data")
-    else:
-        wait_rendered(page)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gradient_flow_lab.app import modelstore
-from tests.browser import wait_rendered
+from tests.browser import drawn, wait_rendered
 
 pytestmark = pytest.mark.browser
 
@@ -35,16 +35,6 @@ SHORT_TRAINING = "steps=30&lag=5&hidden_size=8&cells=lstm,rnn"
 def projector(page):
     page.set_viewport_size(VIEWPORT)
     return page
-
-
-def drawn(page, name: str) -> None:
-    """Waits until the page's plots show their figures."""
-    if name == "activations":
-        page.wait_for_function("() => document.getElementById('activations').dataset.renderedDepth")
-    elif name == "train":
-        page.wait_for_function("() => document.getElementById('fig-accuracy').data")
-    else:
-        wait_rendered(page)
 
 
 def train_briefly(page) -> None:
