@@ -184,3 +184,18 @@ def run_async(function, *args):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+@contextmanager
+def small_model_store(folder: Path, max_file_bytes: int) -> Iterator[object]:
+    """A model store of its own in ``folder`` (at most 5 models, 20 MB), installed as the app's
+    store for the block and removed after it."""
+    from gradient_flow_lab.app import modelstore
+
+    store = modelstore.ModelStore(folder, max_file_bytes=max_file_bytes,
+                                  max_total_bytes=20_000_000, max_count=5)
+    modelstore.set_store(store)
+    try:
+        yield store
+    finally:
+        modelstore.set_store(None)

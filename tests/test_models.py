@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gradient_flow_lab import engine
-from gradient_flow_lab.app import modelstore
 from gradient_flow_lab.app.main import app
 from gradient_flow_lab.engine.health import with_readout
+from tests.helpers import small_model_store
 
 torch = pytest.importorskip("torch")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -27,11 +27,8 @@ CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 @pytest.fixture
 def store(tmp_path):
-    store = modelstore.ModelStore(tmp_path / "models", max_file_bytes=2_000_000,
-                                  max_total_bytes=20_000_000, max_count=5)
-    modelstore.set_store(store)
-    yield store
-    modelstore.set_store(None)
+    with small_model_store(tmp_path / "models", max_file_bytes=2_000_000) as store:
+        yield store
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from gradient_flow_lab.app import modelstore
 from gradient_flow_lab.app.main import app
 from gradient_flow_lab.engine import io as model_io
+from tests.helpers import small_model_store
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -30,11 +31,8 @@ LIMIT = 2_000_000
 
 @pytest.fixture
 def store(tmp_path):
-    store = modelstore.ModelStore(tmp_path / "models", max_file_bytes=LIMIT,
-                                  max_total_bytes=20_000_000, max_count=5)
-    modelstore.set_store(store)
-    yield store
-    modelstore.set_store(None)
+    with small_model_store(tmp_path / "models", max_file_bytes=LIMIT) as store:
+        yield store
 
 
 @pytest.fixture
